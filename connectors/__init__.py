@@ -1,0 +1,1 @@
+"""Versioned connectors, one package per dataset, one module per published version."""

@@ -1,0 +1,1 @@
+"""Mock partners: consumers that call the gateway over HTTP, and a mock Pôle emploi API."""

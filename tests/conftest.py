@@ -1,0 +1,133 @@
+"""Fixtures shared by the whole suite: a freshly migrated database per test, the app, a client.
+
+The database is SQLite unless ``GATEWAY_TEST_DATABASE_URL`` names a PostgreSQL server
+(``postgresql://user@host:port/postgres``): CI runs the suite once each way. Every test gets its
+own database copied from one migrated template, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from gateway.app import create_app
+from gateway.database import Database, driver_urls
+from gateway.migrate import upgrade
+from gateway.settings import Settings
+
+SERVER_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL", "")
+BACKEND = "postgresql" if SERVER_URL else "sqlite"
+
+
+def pytest_report_header() -> str:
+    return f"database backend: {BACKEND}" + (
+        f" ({make_url(SERVER_URL).host})" if SERVER_URL else ""
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if BACKEND == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="PostgreSQL-only behaviour; CI runs the suite on PostgreSQL")
+    for item in items:
+        if "postgresql_only" in item.keywords:
+            item.add_marker(skip)
+
+
+def _admin_engine():  # type: ignore[no-untyped-def]
+    sync_url, _ = driver_urls(SERVER_URL)
+    return create_engine(sync_url, isolation_level="AUTOCOMMIT")
+
+
+def _with_database(name: str) -> str:
+    return make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def template_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database migrated once per run, the model every test's database is copied from."""
+    if BACKEND == "sqlite":
+        path = tmp_path_factory.mktemp("template") / "template.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        # Fold the write-ahead log into the main file so a plain copy is complete.
+        engine = create_engine(f"sqlite:///{path}")
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.exec_driver_sql("PRAGMA journal_mode=DELETE")
+        engine.dispose()
+        yield url
+        return
+    name = f"gw_template_{uuid.uuid4().hex[:10]}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = _with_database(name)
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(template_database: str, tmp_path: Path) -> Iterator[str]:
+    if BACKEND == "sqlite":
+        source = make_url(template_database).database
+        assert source is not None
+        target = tmp_path / "gateway.db"
+        shutil.copyfile(source, target)
+        yield f"sqlite:///{target}"
+        return
+    name = f"gw_test_{uuid.uuid4().hex[:12]}"
+    template_name = make_url(template_database).database
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
+    yield _with_database(name)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, var_dir=tmp_path / "var", log_format="json")
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.database_url)
+    yield database
+    database.sync_engine.dispose()
+
+
+@pytest.fixture
+def session(db: Database) -> Iterator[Session]:
+    """A sync session for factories and assertions; tests commit what they set up."""
+    with db.sync_session() as sync_session:
+        yield sync_session
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
