@@ -7,11 +7,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from connectors.registry import VERSIONS
 from gateway import health
+from gateway.audit.runtime import audit_runtime
+from gateway.consent import endpoints as consent_endpoints
 from gateway.database import Database
 from gateway.errors import install_problem_handlers
+from gateway.logging import configure_logging
 from gateway.middleware import RequestContextMiddleware
 from gateway.migrate import schema_state
+from gateway.oauth import endpoints as oauth_endpoints
+from gateway.oauth.ratelimit import RateLimitHeadersMiddleware
+from gateway.pipeline.guard import authorise_for, justify
+from gateway.pipeline.routes import add_connector_routes, sunset_dates
+from gateway.pipeline.services import connector_services
 from gateway.settings import Settings, get_settings
 
 
@@ -27,12 +36,20 @@ def ensure_schema_current(db: Database) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Here rather than only in the CLI: each server worker process builds its own app.
+    configure_logging(settings.log_format, settings.log_level, settings.log_file)
     db = Database(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ensure_schema_current(db)
-        yield
+        async with (
+            audit_runtime(db, settings) as audit,
+            connector_services(db, settings) as services,
+        ):
+            app.state.audit = audit
+            app.state.connector_services = services
+            yield
         await db.dispose()
 
     app = FastAPI(
@@ -44,6 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     install_problem_handlers(app)
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    app.include_router(oauth_endpoints.router)
+    app.state.sunsets = sunset_dates(VERSIONS, settings.sunset_dates)
+    add_connector_routes(app, VERSIONS, authorise_for=authorise_for, justify=justify)
+    app.include_router(consent_endpoints.router)
     return app

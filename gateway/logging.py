@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -16,6 +17,7 @@ import structlog
 from gateway.identifiers import NIR_SHAPE
 
 NIR_MASK = "[NIR]"
+_OURS = "_gateway_handler"
 
 
 def _redact(value: Any) -> Any:
@@ -44,7 +46,13 @@ def _render_exception_then_redact(
     )
 
 
-def configure_logging(log_format: str = "auto", level: str = "info") -> None:
+def configure_logging(
+    log_format: str = "auto", level: str = "info", log_file: Path | None = None
+) -> None:
+    """Route every record through our processors; ``log_file`` adds a JSON copy on disk.
+
+    Handlers installed by someone else (a test harness, an embedding process) are kept.
+    """
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -70,10 +78,30 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers[0].setFormatter(formatter)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                foreign_pre_chain=shared,
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    _render_exception_then_redact,
+                    structlog.processors.JSONRenderer(),
+                ],
+            )
+        )
+        handlers.append(file_handler)
+    for handler in handlers:
+        setattr(handler, _OURS, True)
     root = logging.getLogger()
-    root.handlers = [handler]
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
+        root.removeHandler(old)
+        old.close()
+    for handler in handlers:
+        root.addHandler(handler)
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +19,9 @@ class Settings(BaseSettings):
     )
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
     log_level: str = "info"
+    log_file: Path | None = Field(
+        default=None, description="Also write JSON logs to this file (they are NIR-redacted too)."
+    )
     var_dir: Path = Path("var")
     issuer: str = Field(
         default="http://127.0.0.1:8000",
@@ -30,6 +34,86 @@ class Settings(BaseSettings):
             "Every process of one deployment must share it; when unset, the embedded default "
             "keeps one in <var_dir>/master.key."
         ),
+    )
+    pole_emploi_url: str = Field(
+        default="http://127.0.0.1:8100",
+        description="Base URL of Pôle emploi's job-seeker status API (the ACRE evidence source).",
+    )
+    pole_emploi_client_id: str = Field(
+        default="gateway-demo", description="OAuth client id of the gateway at Pôle emploi."
+    )
+    pole_emploi_client_secret: SecretStr = Field(
+        default=SecretStr("gateway-demo-secret"),
+        description="OAuth client secret at Pôle emploi; the default only fits the mock API.",
+    )
+    pole_emploi_timeout_seconds: float = Field(
+        default=3.0, gt=0, le=30, description="Time allowed for one call to Pôle emploi."
+    )
+    # OAuth authorisation server and token checks (gateway/oauth).
+    access_token_lifetime_seconds: int = Field(
+        default=600, ge=30, le=3600, description="Lifetime of the access tokens issued."
+    )
+    token_audience: str | None = Field(
+        default=None,
+        description="The access tokens' aud (the data API); defaults to <issuer>/api.",
+    )
+    token_leeway_seconds: int = Field(
+        default=30, ge=0, le=120, description="Clock skew tolerated on exp, nbf and iat."
+    )
+    client_assertion_max_lifetime_seconds: int = Field(
+        default=300,
+        ge=30,
+        le=3600,
+        description="Longest a private_key_jwt client assertion may remain valid (exp - now).",
+    )
+    client_credential_lifetime_days: int = Field(
+        default=365, ge=1, le=1095, description="Default validity of a client's keys or secret."
+    )
+    credential_expiry_warning_days: int = Field(
+        default=30, ge=1, le=180, description="Warn a partner this long before its credential ends."
+    )
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=1,
+        description="Requests per minute per client and scope when its habilitation sets none.",
+    )
+    token_status_refresh_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description=(
+            "How stale a process's view of revoked tokens, disabled clients and habilitations "
+            "may be when the change came from another process (0: read it on every request)."
+        ),
+    )
+    token_claims_cache_size: int = Field(
+        default=10_000, ge=0, description="Verified access tokens kept in memory until exp."
+    )
+    legal_timezone: str = Field(
+        default="Europe/Paris", description="Time zone in which habilitation dates are read."
+    )
+    audit_write_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Longest a request waits for its audit record's commit before answering 503.",
+    )
+    audit_write_batch_size: int = Field(
+        default=500, ge=1, le=5000, description="Most audit records committed in one transaction."
+    )
+    audit_seal_interval_seconds: float = Field(
+        default=0.5, gt=0, description="Pause between two runs of the audit trail's sealer."
+    )
+    sunset_dates: dict[str, dt.date] = Field(
+        default_factory=dict,
+        description=(
+            "Sunset date of deprecated connector versions, overriding their manifest, as JSON: "
+            '{"turnover.v1": "2027-03-31"}. After it the version answers 410.'
+        ),
+    )
+    audit_retention_days: int = Field(
+        default=365,
+        ge=1,
+        description="Audit records older than this are deleted by `gateway audit purge`.",
     )
 
 

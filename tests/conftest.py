@@ -22,11 +22,42 @@ from sqlalchemy.orm import Session
 
 from gateway.app import create_app
 from gateway.database import Database, driver_urls
+from gateway.identifiers import NIR_SHAPE
+from gateway.logging import configure_logging
 from gateway.migrate import upgrade
 from gateway.settings import Settings
 
 SERVER_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL", "")
 BACKEND = "postgresql" if SERVER_URL else "sqlite"
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+SUITE_LOG = OUTPUT / f"suite-{BACKEND}.log"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Everything the suite logs, from every app and command it runs, lands in one file that
+    # the end of the session scans for NIRs in clear (invariant 3).
+    OUTPUT.mkdir(exist_ok=True)
+    SUITE_LOG.write_text("")
+    os.environ["GATEWAY_LOG_FILE"] = str(SUITE_LOG)
+    configure_logging("json", "info", SUITE_LOG)
+
+
+def nir_leaks(path: Path) -> list[int]:
+    """Numbers of the lines of ``path`` holding anything shaped like a NIR."""
+    return [
+        number
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if NIR_SHAPE.search(line)
+    ]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not SUITE_LOG.exists():
+        return
+    leaks = nir_leaks(SUITE_LOG)
+    if leaks:
+        print(f"\ninvariant 3 broken: NIR-shaped text in {SUITE_LOG}, lines {leaks[:20]}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_report_header() -> str:

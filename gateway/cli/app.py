@@ -9,10 +9,13 @@ import typer
 import uvicorn
 
 from gateway.app import SchemaBehindError, ensure_schema_current
+from gateway.audit.cli import audit_app
 from gateway.cli.context import console, database, settings
 from gateway.cli.demo import demo_command
+from gateway.keys.cli import keys_app
 from gateway.logging import configure_logging
 from gateway.migrate import schema_state, upgrade
+from gateway.partners.cli import clients_app, habilitations_app, partners_app
 from gateway.reference.cli import ingest_app, seed_command
 
 app = typer.Typer(
@@ -24,6 +27,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(audit_app, name="audit")
+app.add_typer(partners_app, name="partners")
+app.add_typer(clients_app, name="clients")
+app.add_typer(habilitations_app, name="habilitations")
+app.add_typer(keys_app, name="keys")
 app.command("seed")(seed_command)
 app.command("demo")(demo_command)
 
@@ -31,7 +39,7 @@ app.command("demo")(demo_command)
 @app.callback()
 def _configure() -> None:
     current = settings()
-    configure_logging(current.log_format, current.log_level)
+    configure_logging(current.log_format, current.log_level, current.log_file)
 
 
 @db_app.command("upgrade")

@@ -12,6 +12,7 @@ import enum
 from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Numeric,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -89,6 +91,7 @@ class StatusEvent(Base):
     __table_args__ = (
         CheckConstraint(_in("event", StatusEventKind), name="event"),
         UniqueConstraint("account_id", "event", "effective_date"),
+        Index("ix_status_event_tx_id_id", "tx_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -97,6 +100,9 @@ class StatusEvent(Base):
     effective_date: Mapped[dt.date] = mapped_column(Date)
     detail: Mapped[str | None] = mapped_column(String(200))
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The inserting transaction's id on PostgreSQL (set by the database: migration 0005 holds
+    # the real default), 0 on SQLite; the status feed orders by (tx_id, id).
+    tx_id: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
 
 class TurnoverDeclaration(Base):

@@ -1,0 +1,217 @@
+"""``gateway audit ...``: seal, verify, purge, a person's right of access, key rotation, grants."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from sqlalchemy import text
+
+from gateway.audit.pseudonym import Pseudonymiser
+from gateway.audit.purge import purge_before
+from gateway.audit.roles import app_role_grants
+from gateway.audit.schemas import SubjectKind
+from gateway.audit.sealer import run_sealer_once
+from gateway.audit.signing import KeyStoreCheckpointSigner, gateway_checkpoint_signer
+from gateway.audit.subject import identify, subject_history
+from gateway.audit.verify import verify_trail
+from gateway.cli.context import console, database, settings
+from gateway.database import utcnow
+from gateway.identifiers import InvalidIdentifierError
+
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _signer() -> KeyStoreCheckpointSigner:
+    return gateway_checkpoint_signer(settings(), database().sync_engine)
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    typer.echo(json.dumps(document, default=str))
+
+
+@audit_app.command("seal")
+def seal(as_json: JsonOption = False) -> None:
+    """Seal every committed record now (the server also does it every half second)."""
+    result = run_sealer_once(database().sync_engine, _signer())
+    if as_json:
+        _print_json(
+            {
+                "sealed": result.sealed,
+                "checkpoints": result.checkpoints,
+                "head_position": result.head_position,
+                "busy": result.busy,
+            }
+        )
+    elif result.busy:
+        console().print("Another process is sealing right now; nothing done.")
+    else:
+        console().print(
+            f"Sealed {result.sealed} record(s) under {result.checkpoints} checkpoint(s)."
+        )
+
+
+@audit_app.command("verify")
+def verify(as_json: JsonOption = False) -> None:
+    """Recompute the chain and check every signature; exit 1 naming the first bad record."""
+    report = verify_trail(database().sync_engine, _signer())
+    if as_json:
+        _print_json(report.as_dict())
+    elif report.problem is None:
+        console().print(
+            f"Audit trail intact: {report.records} record(s) and {report.checkpoints} "
+            f"checkpoint(s) verified from position {report.anchor_position + 1} to "
+            f"{report.head_position} in {report.seconds} s; {report.pending} waiting to be sealed."
+        )
+    else:
+        problem = report.problem
+        console(stderr=True).print(
+            f"[red]Audit trail NOT intact[/red] ({problem.code}): {problem.message}\n"
+            f"First bad record: id {problem.record_id}, request id {problem.request_id}, "
+            f"position {problem.position}."
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("purge")
+def purge(
+    before: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="Delete sealed records older than this date (UTC midnight). "
+            "Default: today minus the retention (GATEWAY_AUDIT_RETENTION_DAYS).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Apply retention: delete whole sealed segments older than the cutoff."""
+    if before is None:
+        today = utcnow().date()
+        cutoff_date = today - dt.timedelta(days=settings().audit_retention_days)
+    else:
+        cutoff_date = before.date()
+    cutoff = dt.datetime.combine(cutoff_date, dt.time(), tzinfo=dt.UTC)
+    try:
+        result = purge_before(database().sync_engine, _signer(), cutoff)
+    except ValueError as exc:
+        console(stderr=True).print(f"[red]Refused:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        _print_json(result.as_dict())
+    elif result.anchor_position is None:
+        console().print(f"Nothing sealed before {cutoff_date.isoformat()} is left to purge.")
+    else:
+        console().print(
+            f"Purged {result.records_deleted} record(s) sealed up to position "
+            f"{result.anchor_position} (before {cutoff_date.isoformat()})."
+        )
+
+
+@audit_app.command("subject")
+def subject(
+    identifier: Annotated[str, typer.Argument(help="The person's NIR or SIREN.")],
+    kind: Annotated[
+        str | None, typer.Option(help="nir or siren; guessed from the length when omitted.")
+    ] = None,
+    include_refused: Annotated[
+        bool, typer.Option(help="Also list refused requests, not only disclosures.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Who received this person's data, when and for which purpose (right of access)."""
+    if kind not in (None, "nir", "siren"):
+        console(stderr=True).print("[red]--kind is nir or siren.[/red]")
+        raise typer.Exit(2)
+    try:
+        subject_kind, normalised = identify(identifier, kind)  # type: ignore[arg-type]
+    except InvalidIdentifierError as exc:
+        # The reason is fixed text: the identifier is never echoed.
+        console(stderr=True).print(f"[red]Invalid identifier[/red] ({exc.code}): {exc.reason}")
+        raise typer.Exit(2) from exc
+    entries = subject_history(
+        database().sync_engine,
+        Pseudonymiser(database(), settings()),
+        subject_kind,
+        normalised,
+        include_refused=include_refused,
+    )
+    if as_json:
+        _print_json({"kind": subject_kind, "entries": [entry.as_dict() for entry in entries]})
+        return
+    _print_subject_table(subject_kind, entries)
+
+
+def _print_subject_table(kind: SubjectKind, entries: list[Any]) -> None:
+    if not entries:
+        console().print(f"No record names this {kind.upper()}.")
+        return
+    table = Table(
+        "when (UTC)",
+        "partner",
+        "client",
+        "data",
+        "purpose",
+        "recipient",
+        "basis",
+        "outcome",
+        "request id",
+    )
+    for entry in entries:
+        table.add_row(
+            entry.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(entry.partner_id or ""),
+            entry.client_id or "",
+            f"{entry.connector or ''} v{entry.connector_version or ''}".strip(),
+            entry.purpose or "",
+            entry.recipient or "",
+            f"consent {entry.consent_id}" if entry.consent_id else entry.legal_basis or "",
+            entry.outcome,
+            entry.request_id,
+        )
+    console().print(table)
+    console().print(f"{len(entries)} record(s) name this {kind.upper()}.")
+
+
+@audit_app.command("rotate-pseudonym-key")
+def rotate_pseudonym_key(as_json: JsonOption = False) -> None:
+    """Retire the active pseudonym key and create a new one (older records stay searchable)."""
+    key_id = Pseudonymiser(database(), settings()).rotate()
+    if as_json:
+        _print_json({"key_id": key_id})
+    else:
+        console().print(f"New pseudonym key {key_id} is active.")
+
+
+@audit_app.command("grant-app-role")
+def grant_app_role(
+    role: Annotated[str, typer.Argument(help="The PostgreSQL role the gateway connects as.")],
+    print_only: Annotated[
+        bool, typer.Option("--print", help="Print the SQL, run nothing.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Give the application's PostgreSQL role INSERT and SELECT on the trail, nothing more."""
+    try:
+        statements = app_role_grants(role)
+    except ValueError as exc:
+        console(stderr=True).print(f"[red]Refused:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if not print_only:
+        engine = database().sync_engine
+        if engine.dialect.name != "postgresql":
+            console(stderr=True).print("[red]Roles and grants exist on PostgreSQL only.[/red]")
+            raise typer.Exit(2)
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+    if as_json:
+        _print_json({"role": role, "executed": not print_only, "statements": statements})
+    else:
+        typer.echo(";\n".join(statements) + ";")

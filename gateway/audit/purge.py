@@ -1,0 +1,102 @@
+"""Retention: delete whole sealed segments up to a checkpoint, keeping the rest verifiable.
+
+The purge picks the newest checkpoint signed before the cutoff (every record under it was
+committed before it was signed, so before the cutoff), records a signed ``audit_purge`` row
+naming that checkpoint as the anchor, then deletes the subjects, records and seals at or
+before the anchor and the checkpoints before it. The anchor checkpoint stays: ``verify``
+restarts from its head, and the signed purge row shows that the missing start of the chain
+was removed by retention, not by someone hiding records.
+
+Why a recorded purge rather than switching the triggers off: the append-only triggers on both
+databases let a DELETE through only for rows sealed at or before the anchor of a purge row
+(see migration 0003), so the exception is the same on PostgreSQL and SQLite, needs no session
+setting any connection could set, and can never reach unsealed or recent rows. On PostgreSQL
+the application role has no DELETE privilege at all; the purge runs with the owner's rights.
+The whole purge is one transaction, under the sealer's lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, delete, func, insert, select
+
+from gateway.audit.chain import purge_payload
+from gateway.audit.models import (
+    AuditCheckpoint,
+    AuditPurge,
+    AuditRecord,
+    AuditSeal,
+    AuditSubjectEntry,
+)
+from gateway.audit.sealer import sealing_transaction
+from gateway.audit.signing import CheckpointSigner
+from gateway.database import utcnow
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    cutoff_at: dt.datetime
+    anchor_position: int | None
+    records_deleted: int
+    checkpoints_deleted: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "cutoff_at": self.cutoff_at.isoformat()}
+
+
+def purge_before(engine: Engine, signer: CheckpointSigner, cutoff: dt.datetime) -> PurgeResult:
+    """Delete the sealed segments whose checkpoint was signed before ``cutoff``."""
+    if cutoff.tzinfo is None:
+        raise ValueError("the purge cutoff must be timezone-aware")
+    if cutoff > utcnow():
+        raise ValueError("the purge cutoff is in the future")
+    nothing = PurgeResult(cutoff, None, 0, 0)
+    # Read (or created) before the write lock is taken: SQLite has one writer.
+    key_id = signer.key_id
+    with sealing_transaction(engine, wait=True) as conn:
+        if conn is None:  # pragma: no cover - waiting for the lock always yields one
+            raise RuntimeError("the sealing lock was not taken")
+        anchor = conn.execute(
+            select(AuditCheckpoint.position, AuditCheckpoint.head_hash)
+            .where(AuditCheckpoint.created_at < cutoff)
+            .order_by(AuditCheckpoint.position.desc())
+            .limit(1)
+        ).first()
+        previous = conn.execute(select(func.max(AuditPurge.anchor_position))).scalar() or 0
+        if anchor is None or anchor.position <= previous:
+            return nothing
+        position, head_hash = anchor.position, anchor.head_hash
+        purged_records = select(AuditSeal.record_id).where(AuditSeal.position <= position)
+        records = conn.execute(
+            select(func.count()).select_from(AuditSeal).where(AuditSeal.position <= position)
+        ).scalar_one()
+        purged_at = utcnow()
+        payload = purge_payload(position, head_hash, records, cutoff, purged_at)
+        # The purge row comes first: it is what the triggers check to allow the deletes.
+        conn.execute(
+            insert(AuditPurge).values(
+                purged_at=purged_at,
+                cutoff_at=cutoff,
+                anchor_position=position,
+                head_hash=head_hash,
+                records_deleted=records,
+                key_id=key_id,
+                signature=signer.sign(payload),
+            )
+        )
+        conn.execute(
+            delete(AuditSubjectEntry).where(AuditSubjectEntry.record_id.in_(purged_records))
+        )
+        conn.execute(delete(AuditRecord).where(AuditRecord.id.in_(purged_records)))
+        conn.execute(delete(AuditSeal).where(AuditSeal.position <= position))
+        checkpoints = conn.execute(
+            delete(AuditCheckpoint).where(AuditCheckpoint.position < position)
+        ).rowcount
+    log.info("audit_purged", anchor_position=position, records=records, checkpoints=checkpoints)
+    return PurgeResult(cutoff, position, int(records), int(checkpoints))

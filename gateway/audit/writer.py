@@ -1,0 +1,261 @@
+"""The audit writer: every request's record committed before its answer, with group commit.
+
+``await writer.write(entry)`` returns only once the entry's record, its subjects and its place
+in the sealing queue are committed, and raises ``AuditUnavailableError`` when that did not
+happen within ``timeout`` seconds or the database refused: the caller must then answer 503 and
+send no data. Nothing is ever swallowed.
+
+Committing one transaction per request would cap throughput at the database's commit rate.
+Instead one background task takes every entry waiting at that moment and commits them
+together (one multi-row INSERT per table, one transaction), then resolves each caller's
+future: commits are shared, the per-request guarantee is not weakened. When the writer was
+idle an entry is flushed at once; under load a batch closes when it reaches ``batch_size``
+entries or ``delay`` seconds after the previous commit, whichever comes first.
+
+A caller that timed out may still see its record committed afterwards: the trail then holds
+a record of a request that answered 503, which overstates rather than hides a disclosure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.audit.errors import AuditUnavailableError
+from gateway.audit.models import AuditPending, AuditRecord, AuditSubjectEntry
+from gateway.audit.schemas import AuditEntry
+from gateway.database import Database
+
+log = structlog.get_logger(__name__)
+
+# SQLite: one multi-row INSERT ... RETURNING. Its rows come back in no promised order, but the
+# statement runs alone under SQLite's write lock and numbers rows one after another in VALUES
+# order, so the ids sorted ascending are the entries' ids in order.
+_INSERT_RECORDS_SQLITE = insert(AuditRecord).returning(AuditRecord.id)
+_INSERT_SUBJECTS_SQLITE = insert(AuditSubjectEntry)
+_INSERT_PENDING_SQLITE = insert(AuditPending)
+
+# PostgreSQL: each table gets one statement whose text does not depend on the batch size (the
+# rows travel as arrays), so the driver prepares it once instead of parsing a new multi-row
+# statement, or sending one statement per row, for every batch. Rows are inserted in array
+# order and draw ascending ids from the sequence, so again sorted ids follow entry order.
+_RECORD_ARRAYS = {
+    "occurred_at": "timestamptz",
+    "request_id": "text",
+    "client_id": "text",
+    "partner_id": "integer",
+    "connector": "text",
+    "connector_version": "integer",
+    "operation": "text",
+    "purpose": "text",
+    "recipient": "text",
+    "legal_basis": "text",
+    "consent_id": "text",
+    "case_reference": "text",
+    "outcome": "text",
+    "reason_code": "text",
+    "http_status": "smallint",
+    "response_sha256": "text",
+    "latency_us": "integer",
+}
+_COLUMNS = ", ".join(_RECORD_ARRAYS)
+_INSERT_RECORDS_POSTGRESQL = text(
+    f"INSERT INTO audit_record ({_COLUMNS}) "  # noqa: S608 - fixed column names only
+    f"SELECT {_COLUMNS} FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _RECORD_ARRAYS.items())
+    + f") WITH ORDINALITY AS entry({_COLUMNS}, entry_order) ORDER BY entry_order RETURNING id"
+)
+_INSERT_SUBJECTS_POSTGRESQL = text(
+    "INSERT INTO audit_subject (record_id, subject_kind, pseudonym, key_id, occurred_at) "
+    "SELECT * FROM unnest(CAST(:record_id AS bigint[]), CAST(:subject_kind AS text[]), "
+    "CAST(:pseudonym AS text[]), CAST(:key_id AS text[]), CAST(:occurred_at AS timestamptz[]))"
+)
+_INSERT_PENDING_POSTGRESQL = text(
+    "INSERT INTO audit_pending (record_id) SELECT unnest(CAST(:record_id AS bigint[]))"
+)
+
+
+@dataclass
+class WriterStats:
+    """Counters for tests and metrics: how many transactions carried how many records."""
+
+    transactions: int = 0
+    records: int = 0
+    failed_transactions: int = 0
+
+
+def record_row(entry: AuditEntry) -> dict[str, Any]:
+    """The ``audit_record`` column values of an entry (the id comes from the database)."""
+    return {
+        "occurred_at": entry.occurred_at,
+        "request_id": entry.request_id,
+        "client_id": entry.client_id,
+        "partner_id": entry.partner_id,
+        "connector": entry.connector,
+        "connector_version": entry.connector_version,
+        "operation": entry.operation,
+        "purpose": entry.purpose,
+        "recipient": entry.recipient,
+        "legal_basis": entry.legal_basis,
+        "consent_id": entry.consent_id,
+        "case_reference": entry.case_reference,
+        "outcome": entry.outcome,
+        "reason_code": entry.reason_code,
+        "http_status": entry.http_status,
+        "response_sha256": entry.response_sha256,
+        "latency_us": entry.latency_us,
+    }
+
+
+def _consume_outcome(future: asyncio.Future[int]) -> None:
+    # The caller stopped waiting; fetching the outcome keeps asyncio from logging it as lost.
+    if not future.cancelled():
+        future.exception()
+
+
+class AuditWriter:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        timeout: float = 2.0,
+        batch_size: int = 500,
+        delay: float = 0.001,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self._engine = db.async_engine
+        self._sqlite = db.async_engine.dialect.name == "sqlite"
+        self._timeout = timeout
+        self._batch_size = batch_size
+        self._delay = delay
+        self._queue: list[tuple[AuditEntry, asyncio.Future[int]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._last_commit = float("-inf")
+        self.stats = WriterStats()
+
+    async def __aenter__(self) -> AuditWriter:
+        self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done() and not self._closing
+
+    def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("the audit writer is already started")
+        self._task = asyncio.create_task(self._run(), name="audit-writer")
+
+    async def stop(self) -> None:
+        """Commit what is queued, then stop; later writes raise ``AuditUnavailableError``."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    async def write(self, entry: AuditEntry) -> int:
+        """Commit ``entry``; returns the record id once committed, never before."""
+        if not self.running:
+            raise AuditUnavailableError("the audit writer is not running")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append((entry, future))
+        self._wakeup.set()
+        try:
+            # shield: a caller giving up must not cancel a commit that others share.
+            return await asyncio.wait_for(asyncio.shield(future), self._timeout)
+        except TimeoutError as exc:
+            future.add_done_callback(_consume_outcome)
+            raise AuditUnavailableError("the audit record was not committed in time") from exc
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            busy = loop.time() - self._last_commit < self._delay
+            if busy and len(self._queue) < self._batch_size and not self._closing:
+                await asyncio.sleep(self._delay)
+            else:
+                # Let requests already scheduled in this turn of the loop join the batch.
+                await asyncio.sleep(0)
+            batch = self._queue[: self._batch_size]
+            del self._queue[: self._batch_size]
+            await self._commit(batch)
+            self._last_commit = loop.time()
+
+    async def _commit(self, batch: list[tuple[AuditEntry, asyncio.Future[int]]]) -> None:
+        entries = [entry for entry, _ in batch]
+        try:
+            async with self._engine.begin() as conn:
+                insert_rows = self._insert_sqlite if self._sqlite else self._insert_postgresql
+                ids = await insert_rows(conn, entries)
+        except BaseException as exc:
+            self.stats.failed_transactions += 1
+            log.error("audit_write_failed", records=len(batch), error_type=type(exc).__name__)
+            for _, future in batch:
+                if not future.done():
+                    error = AuditUnavailableError("the audit database refused the records")
+                    error.__cause__ = exc
+                    future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.stats.transactions += 1
+        self.stats.records += len(batch)
+        for (_, future), record_id in zip(batch, ids, strict=True):
+            if not future.done():
+                future.set_result(record_id)
+
+    @staticmethod
+    def _subject_rows(entries: list[AuditEntry], ids: list[int]) -> list[dict[str, Any]]:
+        return [
+            {
+                "record_id": record_id,
+                "subject_kind": subject.kind,
+                "pseudonym": subject.pseudonym,
+                "key_id": subject.key_id,
+                "occurred_at": entry.occurred_at,
+            }
+            for entry, record_id in zip(entries, ids, strict=True)
+            for subject in entry.subjects
+        ]
+
+    async def _insert_sqlite(self, conn: AsyncConnection, entries: list[AuditEntry]) -> list[int]:
+        rows = [record_row(entry) for entry in entries]
+        ids = sorted((await conn.execute(_INSERT_RECORDS_SQLITE, rows)).scalars())
+        subjects = self._subject_rows(entries, ids)
+        if subjects:
+            await conn.execute(_INSERT_SUBJECTS_SQLITE, subjects)
+        await conn.execute(_INSERT_PENDING_SQLITE, [{"record_id": i} for i in ids])
+        return ids
+
+    async def _insert_postgresql(
+        self, conn: AsyncConnection, entries: list[AuditEntry]
+    ) -> list[int]:
+        rows = [record_row(entry) for entry in entries]
+        arrays = {name: [row[name] for row in rows] for name in _RECORD_ARRAYS}
+        ids = sorted((await conn.execute(_INSERT_RECORDS_POSTGRESQL, arrays)).scalars())
+        subjects = self._subject_rows(entries, ids)
+        if subjects:
+            columns = ("record_id", "subject_kind", "pseudonym", "key_id", "occurred_at")
+            await conn.execute(
+                _INSERT_SUBJECTS_POSTGRESQL,
+                {name: [subject[name] for subject in subjects] for name in columns},
+            )
+        await conn.execute(_INSERT_PENDING_POSTGRESQL, {"record_id": ids})
+        return ids

@@ -1,0 +1,1 @@
+"""Consents: the ledger of what a person agreed to share, with whom, for what, until when."""

@@ -1,0 +1,1 @@
+"""Partner registry: organisations, their OAuth clients and their habilitations."""

@@ -1,0 +1,42 @@
+"""Fixtures of the audit trail's tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy import text
+
+from gateway.audit import AuditWriter, Es256CheckpointSigner, Pseudonymiser
+from gateway.database import Database
+from gateway.settings import Settings
+
+
+@pytest.fixture
+def signer() -> Es256CheckpointSigner:
+    return Es256CheckpointSigner.generate()
+
+
+@pytest.fixture
+def pseudonymiser(db: Database, settings: Settings) -> Pseudonymiser:
+    return Pseudonymiser(db, settings)
+
+
+@pytest.fixture
+async def writer(db: Database) -> AsyncIterator[AuditWriter]:
+    async with AuditWriter(db) as audit_writer:
+        yield audit_writer
+    await db.async_engine.dispose()
+
+
+@pytest.fixture
+def app_role(db: Database) -> Iterator[str]:
+    """A throwaway PostgreSQL role (roles are cluster-wide: dropped after the test)."""
+    role = f"gw_app_{uuid.uuid4().hex[:8]}"
+    with db.sync_engine.begin() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}" NOLOGIN'))
+    yield role
+    with db.sync_engine.begin() as conn:
+        conn.execute(text(f'DROP OWNED BY "{role}"'))
+        conn.execute(text(f'DROP ROLE "{role}"'))

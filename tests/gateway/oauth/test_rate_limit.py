@@ -1,0 +1,138 @@
+"""Rate limits per client and scope, counted in the database for every process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+from oauth_support import JwtClient, Registry, bearer, fetch_token, protected_router
+from sqlalchemy import func, select
+
+from gateway.app import create_app
+from gateway.database import Database
+from gateway.errors import NotFoundError
+from gateway.oauth.models import RateLimitCounter
+from gateway.oauth.ratelimit import RateLimiter
+from gateway.oauth.resource import require_scope
+from gateway.oauth.tokens import TokenClaims
+from gateway.settings import Settings
+
+
+@pytest.fixture
+def limited(registry: Registry) -> JwtClient:
+    registry.partner("AGEFICE", "training-fund")
+    client = registry.jwt_client("AGEFICE")
+    registry.grant("turnover:read", "AGEFICE", rate_limit=3)
+    return client
+
+
+async def test_the_habilitation_limit_gives_429_with_retry_after(
+    http: httpx.AsyncClient, limited: JwtClient
+) -> None:
+    token = await fetch_token(http, limited, "turnover:read")
+    remaining = []
+    for _ in range(3):
+        response = await http.get("/api/test/turnover", headers=bearer(token))
+        assert response.status_code == 200
+        assert response.headers["ratelimit-limit"] == "3"
+        remaining.append(int(response.headers["ratelimit-remaining"]))
+    refused = await http.get("/api/test/turnover", headers=bearer(token))
+
+    assert remaining == [2, 1, 0]
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "rate_limit.exceeded"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["ratelimit-remaining"] == "0"
+
+
+async def test_ratelimit_headers_are_on_every_response_even_an_error_after_the_check(
+    http: httpx.AsyncClient, app: FastAPI, limited: JwtClient
+) -> None:
+    @app.get("/api/test/missing")
+    async def missing(claims: TokenClaims = Depends(require_scope("turnover:read"))) -> None:
+        raise NotFoundError("test.not_found", "Nothing here.")
+
+    token = await fetch_token(http, limited, "turnover:read")
+    response = await http.get("/api/test/missing", headers=bearer(token))
+    assert response.status_code == 404
+    assert response.headers["ratelimit-limit"] == "3"
+    assert response.headers["ratelimit-remaining"] == "2"
+    assert response.headers["ratelimit-policy"] == "3;w=60"
+
+
+async def test_without_a_habilitation_limit_the_default_applies(
+    http: httpx.AsyncClient, caf: JwtClient, settings: Settings
+) -> None:
+    token = await fetch_token(http, caf, "turnover:read")
+    response = await http.get("/api/test/turnover", headers=bearer(token))
+    assert response.headers["ratelimit-limit"] == str(settings.rate_limit_per_minute)
+
+
+async def test_two_gateway_processes_share_one_count(
+    settings: Settings, limited: JwtClient
+) -> None:
+    apps = [create_app(settings), create_app(settings)]
+    responses = []
+    for app in apps:
+        app.include_router(protected_router)
+    async with (
+        apps[0].router.lifespan_context(apps[0]),
+        apps[1].router.lifespan_context(apps[1]),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=apps[0]), base_url=settings.issuer
+        ) as first,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=apps[1]), base_url=settings.issuer
+        ) as second,
+    ):
+        token = await fetch_token(first, limited, "turnover:read")
+        for http in (first, second, first, second):
+            responses.append(await http.get("/api/test/turnover", headers=bearer(token)))
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+
+
+async def test_concurrent_hits_are_counted_exactly_and_written_together(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limiter = RateLimiter(db.async_engine)
+    writes = 0
+    write = limiter._write
+
+    async def counting(increments: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        nonlocal writes
+        writes += 1
+        return await write(increments)
+
+    monkeypatch.setattr(limiter, "_write", counting)
+    decisions = await asyncio.gather(
+        *(limiter.hit("client-a turnover:read", 25) for _ in range(30))
+    )
+    other = await limiter.hit("client-b turnover:read", 25)
+
+    assert sorted(d.remaining for d in decisions) == [0] * 6 + list(range(1, 25))
+    assert sum(d.allowed for d in decisions) == 25
+    assert other.remaining == 24
+    assert writes < 31
+    with db.sync_session() as session:
+        total = session.scalar(select(func.sum(RateLimitCounter.hits)))
+    assert total == 31
+
+
+async def test_two_processes_hitting_at_the_same_time_never_share_a_rank(
+    settings: Settings,
+) -> None:
+    # Two engines, two pools, two limiters: what two gateway processes would hold.
+    databases = [Database(settings.database_url), Database(settings.database_url)]
+    limiters = [RateLimiter(database.async_engine) for database in databases]
+    try:
+        decisions = await asyncio.gather(
+            *(limiters[i % 2].hit("client-c status:read", 1000) for i in range(40))
+        )
+    finally:
+        for database in databases:
+            await database.dispose()
+    ranks = sorted(1000 - decision.remaining for decision in decisions)
+    assert ranks == list(range(1, 41))

@@ -1,0 +1,299 @@
+"""require_scope: every check on an access token, each proved by a token failing only it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from joserfc.jwk import ECKey
+from oauth_support import (
+    JwtClient,
+    Registry,
+    bearer,
+    compact,
+    fetch_token,
+    forge_token,
+    protected_router,
+)
+from sqlalchemy import update
+
+from gateway.app import create_app
+from gateway.database import Database, utcnow
+from gateway.keys.models import KeyUse
+from gateway.keys.store import KeyStore
+from gateway.oauth.resource import guard_of
+from gateway.partners.models import OAuthClient
+from gateway.settings import Settings
+
+
+async def _call(
+    http: httpx.AsyncClient, token: str, path: str = "/api/test/turnover"
+) -> httpx.Response:
+    return await http.get(path, headers=bearer(token))
+
+
+def _assert_invalid_token(response: httpx.Response, code: str) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == code
+    assert body["error"] == "invalid_token"
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith('Bearer realm="dlnuf-gateway"')
+    assert 'error="invalid_token"' in challenge
+
+
+async def test_a_valid_token_reaches_the_route(
+    http: httpx.AsyncClient, db: Database, settings: Settings, caf: JwtClient
+) -> None:
+    response = await _call(http, forge_token(db, settings, client=caf))
+    assert response.status_code == 200
+    assert response.json()["client_id"] == caf.client_id
+
+
+async def test_no_bearer_token_is_401_without_an_error_code(http: httpx.AsyncClient) -> None:
+    for authorization in (None, "", "Bearer", "Bearer   ", "Basic dXNlcjpwYXNz", "Token abc"):
+        headers = {} if authorization is None else {"Authorization": authorization}
+        response = await http.get("/api/test/turnover", headers=headers)
+        assert response.status_code == 401, authorization
+        assert response.json()["code"] == "token.missing"
+        assert response.headers["www-authenticate"] == 'Bearer realm="dlnuf-gateway"'
+
+
+@pytest.mark.parametrize(
+    ("spoil", "code"),
+    [
+        pytest.param({"claims": {"exp": int(time.time()) - 120}}, "token.expired", id="expired"),
+        pytest.param(
+            {"claims": {"aud": "https://other.example/api"}},
+            "token.audience_mismatch",
+            id="wrong-aud",
+        ),
+        pytest.param({"drop": ("aud",)}, "token.audience_mismatch", id="no-aud"),
+        pytest.param(
+            {"claims": {"iss": "https://evil.example"}}, "token.issuer_mismatch", id="wrong-iss"
+        ),
+        pytest.param({"header": {"typ": None}}, "token.type_not_allowed", id="no-typ"),
+        pytest.param({"header": {"typ": "JWT"}}, "token.type_not_allowed", id="typ-jwt"),
+        pytest.param({"header": {"kid": "unknown-kid"}}, "token.unknown_key", id="unknown-kid"),
+        pytest.param({"header": {"kid": None}}, "token.unknown_key", id="no-kid"),
+        pytest.param(
+            {"claims": {"nbf": int(time.time()) + 600}}, "token.not_yet_valid", id="nbf-future"
+        ),
+        pytest.param(
+            {"claims": {"iat": int(time.time()) + 600}}, "token.claims_invalid", id="iat-future"
+        ),
+        pytest.param({"drop": ("exp",)}, "token.claims_invalid", id="no-exp"),
+        pytest.param({"claims": {"exp": "tomorrow"}}, "token.claims_invalid", id="exp-string"),
+        pytest.param({"drop": ("client_id",)}, "token.claims_invalid", id="no-client-id"),
+        pytest.param({"drop": ("jti",)}, "token.claims_invalid", id="no-jti"),
+        pytest.param({"claims": {"partner_id": "1"}}, "token.claims_invalid", id="partner-str"),
+    ],
+)
+async def test_a_token_failing_one_check_is_invalid_token(
+    http: httpx.AsyncClient,
+    db: Database,
+    settings: Settings,
+    caf: JwtClient,
+    spoil: dict[str, Any],
+    code: str,
+) -> None:
+    _assert_invalid_token(await _call(http, forge_token(db, settings, client=caf, **spoil)), code)
+
+
+async def test_exp_and_nbf_tolerate_a_small_clock_skew(
+    http: httpx.AsyncClient, db: Database, settings: Settings, caf: JwtClient
+) -> None:
+    now = int(time.time())
+    skewed = forge_token(db, settings, client=caf, claims={"exp": now - 5, "nbf": now + 5})
+    assert (await _call(http, skewed)).status_code == 200
+
+
+async def test_a_token_signed_by_an_unknown_key_with_a_known_kid_is_refused(
+    http: httpx.AsyncClient, db: Database, settings: Settings, caf: JwtClient
+) -> None:
+    stranger = ECKey.generate_key("P-256", private=True)
+    token = forge_token(db, settings, client=caf, key=stranger)
+    _assert_invalid_token(await _call(http, token), "token.signature_invalid")
+
+
+async def test_alg_none_is_refused(
+    http: httpx.AsyncClient, db: Database, settings: Settings, caf: JwtClient
+) -> None:
+    valid = forge_token(db, settings, client=caf)
+    header = {**_segment(valid, 0), "alg": "none"}
+    token = compact(header, _segment(valid, 1))
+    _assert_invalid_token(await _call(http, token), "token.algorithm_not_allowed")
+
+
+async def test_hs256_signed_with_the_public_key_is_refused(
+    http: httpx.AsyncClient, db: Database, settings: Settings, caf: JwtClient
+) -> None:
+    valid = forge_token(db, settings, client=caf)
+    jwks = (await http.get("/.well-known/jwks.json")).json()
+    header = {**_segment(valid, 0), "alg": "HS256"}
+    public = next(key for key in jwks["keys"] if key["kid"] == header["kid"])
+    for secret in (json.dumps(public).encode(), ECKey.import_key(public).as_pem()):
+        token = compact(header, _segment(valid, 1), hmac_secret=secret)
+        _assert_invalid_token(await _call(http, token), "token.algorithm_not_allowed")
+
+
+async def test_garbage_is_a_malformed_token(http: httpx.AsyncClient) -> None:
+    for garbage in ("abc", "a.b.c", "x" * 5000, "é.é.é", "...", "a.b"):
+        header = f"Bearer {garbage}".encode("latin-1")
+        response = await http.get("/api/test/turnover", headers={"Authorization": header})
+        assert response.status_code == 401, garbage
+        assert response.json()["code"] == "token.malformed", garbage
+
+
+async def test_scope_escalation_at_a_route_is_403_insufficient_scope(
+    http: httpx.AsyncClient, caf: JwtClient
+) -> None:
+    token = await fetch_token(http, caf, "turnover:read")
+    response = await _call(http, token, "/api/test/status")
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "token.insufficient_scope"
+    challenge = response.headers["www-authenticate"]
+    assert 'error="insufficient_scope"' in challenge
+    assert 'scope="status:read"' in challenge
+
+
+async def test_a_scope_without_a_habilitation_in_force_is_refused_at_the_route(
+    http: httpx.AsyncClient, db: Database, settings: Settings, caf: JwtClient
+) -> None:
+    # Only the gateway can sign such a token; what matters is that the route looks again.
+    token = forge_token(db, settings, client=caf, scope="turnover:read status:read")
+    response = await _call(http, token, "/api/test/status")
+    assert response.status_code == 403
+    assert response.json()["code"] == "habilitation.not_in_force"
+
+
+async def test_a_habilitation_revoked_after_issuance_stops_the_token_at_once(
+    http: httpx.AsyncClient, registry: Registry
+) -> None:
+    registry.partner("CNAM", "cnam")
+    client = registry.jwt_client("CNAM")
+    habilitation = registry.grant("turnover:read", "CNAM")
+    token = await fetch_token(http, client, "turnover:read")
+    assert (await _call(http, token)).status_code == 200
+    registry.revoke_habilitation(habilitation)
+    assert (await _call(http, token)).json()["code"] == "habilitation.not_in_force"
+
+
+async def test_a_revoked_token_stops_working_at_once(
+    http: httpx.AsyncClient, caf: JwtClient
+) -> None:
+    token = await fetch_token(http, caf, "turnover:read")
+    assert (await _call(http, token)).status_code == 200  # its claims are now cached
+    revoked = await http.post("/oauth/revoke", data=caf.form(token=token))
+    assert revoked.status_code == 200
+    _assert_invalid_token(await _call(http, token), "token.revoked")
+
+
+async def test_a_disabled_client_stops_working_at_once(
+    http: httpx.AsyncClient, caf: JwtClient, registry: Registry
+) -> None:
+    token = await fetch_token(http, caf, "turnover:read")
+    assert (await _call(http, token)).status_code == 200
+    registry.disable(caf.client_id)
+    _assert_invalid_token(await _call(http, token), "client.disabled")
+
+
+async def test_a_change_from_another_process_applies_within_the_refresh_interval(
+    http: httpx.AsyncClient, db: Database, caf: JwtClient, app: FastAPI
+) -> None:
+    token = await fetch_token(http, caf, "turnover:read")
+    assert (await _call(http, token)).status_code == 200
+    # A plain SQL update, as the CLI in another process would make: no in-process signal.
+    with db.sync_engine.begin() as connection:
+        connection.execute(
+            update(OAuthClient)
+            .where(OAuthClient.client_id == caf.client_id)
+            .values(disabled_at=utcnow())
+        )
+    interval = guard_of(app).settings.token_status_refresh_seconds
+    await asyncio.sleep(interval + 0.05)
+    _assert_invalid_token(await _call(http, token), "client.disabled")
+
+
+async def test_with_a_zero_refresh_interval_other_processes_changes_apply_immediately(
+    settings: Settings, db: Database, registry: Registry
+) -> None:
+    registry.partner("CAF", "caf")
+    client = registry.jwt_client("CAF")
+    registry.grant("turnover:read", "CAF")
+    strict = create_app(settings.model_copy(update={"token_status_refresh_seconds": 0}))
+    strict.include_router(protected_router)
+    async with (
+        strict.router.lifespan_context(strict),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=strict), base_url=settings.issuer
+        ) as http,
+    ):
+        token = await fetch_token(http, client, "turnover:read")
+        assert (await _call(http, token)).status_code == 200
+        with db.sync_engine.begin() as connection:
+            connection.execute(
+                update(OAuthClient)
+                .where(OAuthClient.client_id == client.client_id)
+                .values(disabled_at=utcnow())
+            )
+        _assert_invalid_token(await _call(http, token), "client.disabled")
+
+
+async def test_a_token_signature_is_checked_once_then_its_claims_are_cached(
+    http: httpx.AsyncClient, caf: JwtClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = await fetch_token(http, caf, "turnover:read")
+    guard = guard_of(app)
+    calls = 0
+    verify = guard.verifier.verify
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return verify(*args, **kwargs)
+
+    monkeypatch.setattr(guard.verifier, "verify", counting)
+    for _ in range(5):
+        assert (await _call(http, token)).status_code == 200
+    assert calls == 1
+
+
+async def test_a_cached_token_still_expires(
+    http: httpx.AsyncClient,
+    db: Database,
+    settings: Settings,
+    caf: JwtClient,
+    app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = forge_token(db, settings, client=caf)
+    assert (await _call(http, token)).status_code == 200
+    guard = guard_of(app)
+    later = time.time() + 600 + settings.token_leeway_seconds + 1
+    monkeypatch.setattr(guard, "clock", lambda: later)
+    _assert_invalid_token(await _call(http, token), "token.expired")
+
+
+async def test_a_key_created_by_another_process_is_found(
+    http: httpx.AsyncClient, db: Database, settings: Settings, caf: JwtClient, app: FastAPI
+) -> None:
+    assert (await _call(http, forge_token(db, settings, client=caf))).status_code == 200
+    with db.sync_session() as session, session.begin():
+        KeyStore(settings).rotate(session, KeyUse.TOKEN)
+    guard_of(app)._keys_loaded_at -= 2  # the last look is older than the reload guard
+    response = await _call(http, forge_token(db, settings, client=caf))
+    assert response.status_code == 200
+
+
+def _segment(token: str, index: int) -> dict[str, Any]:
+    part = token.split(".")[index]
+    return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))

@@ -1,0 +1,206 @@
+"""Consents: a consent-based habilitation serves only a person who consented, until revoked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from jwcrypto import jwk, jws
+from pipeline_support import PURPOSE, Partner, audit_rows, dump_audit_tables, make_partner
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from connectors.kit import Subject
+from gateway.consent.service import find_active_consent
+from gateway.database import Database
+from gateway.identifiers import NIR_SHAPE
+from gateway.reference.models import Account
+from gateway.settings import Settings
+
+TURNOVER = "/api/v2/turnover/{siren}?from=2026-01&to=2026-03"
+
+
+def _consent_body(subject: dict[str, str], days: int = 30) -> dict[str, object]:
+    return {
+        "subject": subject,
+        "scopes": ["turnover:read"],
+        "purpose": PURPOSE,
+        "evidence": "Signed form, case file 2026-000123",
+        "expires_at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).isoformat(),
+    }
+
+
+async def test_consent_lifecycle_refused_then_granted_then_refused_after_revocation(
+    http: httpx.AsyncClient, settings: Settings, person: Account, db: Database
+) -> None:
+    caf = make_partner(db, settings, "CAF Paris", "caf")
+    caf.grant("turnover:read", consent_required=True)
+    caf.grant("consent:write")
+    data_headers = await caf.headers(http, "turnover:read")
+    url = TURNOVER.format(siren=person.siren)
+
+    refused = await http.get(url, headers=data_headers)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "consent.missing"
+
+    granted = await http.post(
+        "/api/v1/consents",
+        json=_consent_body({"nir": person.nir}),
+        headers=await caf.headers(http, "consent:write"),
+    )
+    assert granted.status_code == 201, granted.text
+    consent = granted.json()
+    assert consent["state"] == "active"
+    assert granted.headers["location"] == f"/api/v1/consents/{consent['id']}"
+
+    # A consent given by NIR covers a lookup by SIREN of the same person.
+    served = await http.get(url, headers=data_headers)
+    assert served.status_code == 200, served.text
+
+    revoked = await http.post(
+        f"/api/v1/consents/{consent['id']}/revoke",
+        json={"reason": "withdrawn by the person"},
+        headers=await caf.headers(http, "consent:write"),
+    )
+    assert revoked.status_code == 200
+    assert revoked.json()["state"] == "revoked"
+    assert [e["event"] for e in revoked.json()["events"]] == ["granted", "revoked"]
+
+    again = await http.get(url, headers=data_headers)
+    assert again.status_code == 403
+    assert again.json()["code"] == "consent.missing"
+
+    records = await audit_rows(db)
+    data_records = [r for r in records if r.connector == "turnover"]
+    assert [r.outcome for r in data_records] == ["refused", "granted", "refused"]
+    assert data_records[1].consent_id == consent["id"]
+    dumped = dump_audit_tables(db)
+    assert person.nir not in dumped and not NIR_SHAPE.search(dumped)
+
+
+async def test_the_receipt_verifies_against_the_published_jwks(
+    http: httpx.AsyncClient, caf: Partner, person: Account
+) -> None:
+    caf.grant("consent:write")
+    caf.grant("turnover:read", consent_required=True)
+    granted = await http.post(
+        "/api/v1/consents",
+        json=_consent_body({"siren": person.siren}),
+        headers=await caf.headers(http, "consent:write"),
+    )
+    assert granted.status_code == 201, granted.text
+    receipt = granted.json()["receipt"]
+    keys = jwk.JWKSet.from_json((await http.get("/.well-known/jwks.json")).text)
+    token = jws.JWS()
+    token.deserialize(receipt)
+    token.verify(keys)
+    claims = json.loads(token.payload)
+    assert claims["record_id"] == granted.json()["id"]
+    assert claims["processing"][0]["purpose"] == PURPOSE
+    assert claims["processing"][0]["data_categories"]
+    assert person.siren not in receipt and person.nir not in json.dumps(claims)
+
+
+async def test_another_partner_cannot_read_or_revoke_a_consent(
+    http: httpx.AsyncClient, caf: Partner, person: Account, db: Database
+) -> None:
+    caf.grant("consent:write")
+    granted = await http.post(
+        "/api/v1/consents",
+        json=_consent_body({"siren": person.siren}),
+        headers=await caf.headers(http, "consent:write"),
+    )
+    consent_id = granted.json()["id"]
+    other = make_partner(db, caf.settings, "CNAM", "cnam")
+    other.grant("consent:write")
+    headers = await other.headers(http, "consent:write")
+    assert (await http.get(f"/api/v1/consents/{consent_id}", headers=headers)).status_code == 404
+    revoke = await http.post(f"/api/v1/consents/{consent_id}/revoke", headers=headers)
+    assert revoke.status_code == 404
+    mine = await http.get(
+        f"/api/v1/consents/{consent_id}", headers=await caf.headers(http, "consent:write")
+    )
+    assert mine.json()["state"] == "active"
+
+
+async def test_a_consent_for_a_scope_the_partner_is_not_habilitated_for_is_refused(
+    http: httpx.AsyncClient, caf: Partner, person: Account
+) -> None:
+    caf.grant("consent:write")
+    body = _consent_body({"siren": person.siren})
+    body["scopes"] = ["acre:read"]
+    response = await http.post(
+        "/api/v1/consents", json=body, headers=await caf.headers(http, "consent:write")
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "consent.not_habilitated"
+
+
+async def test_an_expired_consent_no_longer_serves(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: Database,
+    caf: Partner,
+    person: Account,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caf.grant("consent:write")
+    granted = await http.post(
+        "/api/v1/consents",
+        json=_consent_body({"siren": person.siren}),
+        headers=await caf.headers(http, "consent:write"),
+    )
+    consent_id = granted.json()["id"]
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
+    monkeypatch.setattr("gateway.consent.service.utcnow", lambda: later)
+    read = await http.get(
+        f"/api/v1/consents/{consent_id}", headers=await caf.headers(http, "consent:write")
+    )
+    assert read.json()["state"] == "expired"
+    assert read.json()["events"][-1]["event"] == "expired"
+    partner_id = audit_partner_id(db, caf)
+    found = await find_active_consent(
+        app.state.db,
+        app.state.audit.pseudonymiser,
+        partner_id=partner_id,
+        subject=Subject("siren", person.siren),
+        scope="turnover:read",
+        purpose=PURPOSE,
+    )
+    assert found is None
+
+
+def audit_partner_id(db: Database, partner: Partner) -> int:
+    with db.sync_engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT partner_id FROM oauth_client WHERE client_id = :c"),
+                {"c": partner.client_id},
+            ).scalar_one()
+        )
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE consent_event SET event = 'granted'",
+        "DELETE FROM consent_event",
+        "DELETE FROM consent_subject",
+        "UPDATE consent SET purpose = 'x'",
+    ],
+)
+async def test_the_consent_ledger_is_append_only(
+    http: httpx.AsyncClient, caf: Partner, person: Account, db: Database, statement: str
+) -> None:
+    caf.grant("consent:write")
+    granted = await http.post(
+        "/api/v1/consents",
+        json=_consent_body({"siren": person.siren}),
+        headers=await caf.headers(http, "consent:write"),
+    )
+    assert granted.status_code == 201
+    with pytest.raises(DBAPIError, match="append-only"), db.sync_engine.begin() as conn:
+        conn.execute(text(statement))
