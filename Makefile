@@ -26,7 +26,13 @@ test: ## The whole suite, on SQLite then PostgreSQL
 test-fast: ## The suite on SQLite only
 	$(VENV)/pytest -p no:cacheprovider -x -q
 
+openapi: ## Regenerate the committed OpenAPI document (openapi/openapi.json)
+	$(VENV)/gateway openapi
+
+contracts: ## Freeze the schema of every connector version (contracts/schemas)
+	$(VENV)/gateway contracts freeze
+
 ci: ## What CI runs
 	.ci/run
 
-.PHONY: help install demo lint format test test-fast ci
+.PHONY: help install demo lint format test test-fast ci openapi contracts

@@ -11,13 +11,16 @@ from connectors.registry import VERSIONS
 from gateway import health
 from gateway.audit.runtime import audit_runtime
 from gateway.consent import endpoints as consent_endpoints
+from gateway.console.routes import install_console
 from gateway.database import Database
+from gateway.docs import install_docs
 from gateway.errors import install_problem_handlers
 from gateway.logging import configure_logging
 from gateway.middleware import RequestContextMiddleware
 from gateway.migrate import schema_state
 from gateway.oauth import endpoints as oauth_endpoints
 from gateway.oauth.ratelimit import RateLimitHeadersMiddleware
+from gateway.openapi import install_openapi
 from gateway.pipeline.guard import authorise_for, justify
 from gateway.pipeline.routes import add_connector_routes, sunset_dates
 from gateway.pipeline.services import connector_services
@@ -57,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="URSSAF shares what it knows of self-employed people with public partners.",
         lifespan=lifespan,
+        # Served by install_docs from installed assets: FastAPI's own pages load a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -68,4 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sunsets = sunset_dates(VERSIONS, settings.sunset_dates)
     add_connector_routes(app, VERSIONS, authorise_for=authorise_for, justify=justify)
     app.include_router(consent_endpoints.router)
+    install_console(app, settings)
+    install_openapi(app)
+    install_docs(app)
     return app

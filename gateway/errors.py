@@ -177,6 +177,7 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 _HTTP_CODES = {
+    400: ("request.malformed", "Bad request"),
     404: ("route.not_found", "Not found"),
     405: ("route.method_not_allowed", "Method not allowed"),
     413: ("request.too_large", "Payload too large"),

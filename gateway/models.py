@@ -2,6 +2,7 @@
 
 from gateway.audit import models as audit_models
 from gateway.consent import models as consent_models
+from gateway.console import models as console_models
 from gateway.database import Base
 from gateway.keys import models as keys_models
 from gateway.oauth import models as oauth_models
@@ -14,6 +15,7 @@ metadata = Base.metadata
 __all__ = [
     "audit_models",
     "consent_models",
+    "console_models",
     "keys_models",
     "metadata",
     "oauth_models",

@@ -115,6 +115,27 @@ class Settings(BaseSettings):
         ge=1,
         description="Audit records older than this are deleted by `gateway audit purge`.",
     )
+    # Ops console (gateway/console).
+    console_session_timeout_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=720,
+        description="A staff session ends after this many minutes without a request.",
+    )
+    console_secure_cookies: bool | None = Field(
+        default=None,
+        description=(
+            "Mark the console's cookies Secure (sent over https only); when unset, they are "
+            "Secure exactly when GATEWAY_ISSUER is an https URL."
+        ),
+    )
+    dsfr_dir: Path | None = Field(
+        default=None,
+        description=(
+            "The dist/ folder of the npm package @gouvfr/dsfr served under /console/static/dsfr; "
+            "defaults to node_modules/@gouvfr/dsfr/dist in the repository."
+        ),
+    )
 
 
 @lru_cache

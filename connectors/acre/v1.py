@@ -50,6 +50,7 @@ VERSION = ConnectorVersion(
     # Which criterion was met tells whether the person received unemployment benefit: a
     # partner that only needs the decision and its period is not given it.
     releasable=frozenset({"criterion", "evidence"}),
+    upstream="Pôle emploi's job-seeker status API",
 )
 
 _EXAMPLE: dict[str, Any] = {

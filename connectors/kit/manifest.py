@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -89,6 +90,8 @@ class ConnectorVersion:
     consumers: Sequence[str]
     releasable: frozenset[str] = frozenset()
     deprecation: Deprecation | None = None
+    upstream: str | None = None
+    """The partner system a version calls to answer, if any: its failures are 502/503/504."""
     operations: list[Operation] = field(default_factory=list)
 
     @property
@@ -120,7 +123,8 @@ class ConnectorVersion:
                     function=function,
                     response_model=response_model,
                     summary=summary,
-                    description=(function.__doc__ or "").strip(),
+                    # cleandoc: the docstring ends up in OpenAPI, without its indentation.
+                    description=inspect.cleandoc(function.__doc__ or ""),
                     subject=subject,
                     bulk=bulk,
                 )

@@ -39,6 +39,7 @@ from gateway.audit.schemas import (
     CASE_REFERENCE_LENGTH,
     CLIENT_ID_LENGTH,
     KEY_ID_LENGTH,
+    LEGAL_BASIS_LENGTH,
     NAME_LENGTH,
     OUTCOMES,
     RECIPIENT_LENGTH,
@@ -77,7 +78,7 @@ class AuditRecord(Base):
     operation: Mapped[str] = mapped_column(String(NAME_LENGTH))
     purpose: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     recipient: Mapped[str | None] = mapped_column(String(RECIPIENT_LENGTH))
-    legal_basis: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    legal_basis: Mapped[str | None] = mapped_column(String(LEGAL_BASIS_LENGTH))
     consent_id: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     case_reference: Mapped[str | None] = mapped_column(String(CASE_REFERENCE_LENGTH))
     outcome: Mapped[str] = mapped_column(String(16))

@@ -29,6 +29,7 @@ CLIENT_ID_LENGTH: Final = 128
 NAME_LENGTH: Final = 64
 RECIPIENT_LENGTH: Final = 200
 CASE_REFERENCE_LENGTH: Final = 100
+LEGAL_BASIS_LENGTH: Final = 255
 KEY_ID_LENGTH: Final = 64
 SHA256_HEX_LENGTH: Final = 64
 INT32_MAX: Final = 2**31 - 1
@@ -136,7 +137,7 @@ class AuditEntry:
         _integer("connector_version", self.connector_version, 0, INT32_MAX)
         put("purpose", _text("purpose", self.purpose, NAME_LENGTH))
         put("recipient", _text("recipient", self.recipient, RECIPIENT_LENGTH))
-        put("legal_basis", _text("legal_basis", self.legal_basis, NAME_LENGTH))
+        put("legal_basis", _text("legal_basis", self.legal_basis, LEGAL_BASIS_LENGTH))
         put("consent_id", _text("consent_id", self.consent_id, NAME_LENGTH))
         put(
             "case_reference",

@@ -12,6 +12,8 @@ from gateway.app import SchemaBehindError, ensure_schema_current
 from gateway.audit.cli import audit_app
 from gateway.cli.context import console, database, settings
 from gateway.cli.demo import demo_command
+from gateway.console.cli import staff_app
+from gateway.contracts.cli import contracts_app, openapi_command
 from gateway.keys.cli import keys_app
 from gateway.logging import configure_logging
 from gateway.migrate import schema_state, upgrade
@@ -32,8 +34,11 @@ app.add_typer(partners_app, name="partners")
 app.add_typer(clients_app, name="clients")
 app.add_typer(habilitations_app, name="habilitations")
 app.add_typer(keys_app, name="keys")
+app.add_typer(staff_app, name="staff")
 app.command("seed")(seed_command)
 app.command("demo")(demo_command)
+app.add_typer(contracts_app, name="contracts")
+app.command("openapi")(openapi_command)
 
 
 @app.callback()

@@ -1,39 +1,30 @@
-"""``gateway demo``: the embedded default, migrated, seeded and serving, in one command."""
+"""``gateway demo``: the embedded default migrated, seeded, and four partners at work on it."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
-from sqlalchemy import func, select
 
-from gateway.cli.context import console, database, settings
-from gateway.migrate import upgrade
-from gateway.reference.models import Account
-
-DEMO_PERSONS = 2_000
-DEMO_SEED = 2026
+from gateway.cli.context import console, settings
+from gateway.logging import configure_logging
 
 
 def demo_command(
-    port: Annotated[int, typer.Option(help="Port of the gateway.")] = 8000,
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(help="Port of the gateway (0: any free port).", min=0, max=65535)
+    ] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind (keep it on loopback).")] = "127.0.0.1",
 ) -> None:
-    """Migrate, seed synthetic data if the store is empty, and serve."""
-    from gateway.cli.app import run_server
-    from gateway.reference.seed import seed_reference_data
+    """Migrate, seed, start the gateway and a mock Pôle emploi, play the four partners'
+    scenarios over HTTP and print what each asked and received; then keep serving until
+    Ctrl-C."""
+    from gateway.demo.run import run_demo
 
     current = settings()
-    out = console()
-    upgrade(current.database_url)
-    out.print(f"Database migrated: {current.database_url}")
-    db = database()
-    with db.sync_session() as session:
-        accounts = session.scalar(select(func.count()).select_from(Account)) or 0
-    if accounts == 0:
-        summary = seed_reference_data(db.sync_engine, persons=DEMO_PERSONS, seed=DEMO_SEED)
-        out.print(f"Seeded synthetic reference data: {summary}")
-    else:
-        out.print(f"Reference store already holds {accounts} accounts.")
-    out.print(f"Gateway on http://{host}:{port} (readiness: http://{host}:{port}/readyz)")
-    run_server(host, port, workers=1)
+    if "GATEWAY_LOG_LEVEL" not in os.environ:
+        # The account printed is the demo's output: only warnings and errors interleave it.
+        current = current.model_copy(update={"log_level": "warning"})
+        configure_logging(current.log_format, current.log_level)
+    raise typer.Exit(run_demo(current, host=host, port=port, out=console()))

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi import APIRouter, Body, Depends, Path, Request, Response
 
-from connectors.kit import ConnectorVersion, Disclosure, Operation
+from connectors.kit import ConnectorVersion, Operation
 from gateway.consent.schemas import ConsentIn, ConsentOut, ConsentRevokeIn
 from gateway.consent.service import ConsentService
 from gateway.keys.store import KeyStore
 from gateway.oauth.resource import TokenClaims, habilitations_for, require_scope
+from gateway.oauth.status import HabilitationGrant
 from gateway.pipeline.context import PipelineState
 from gateway.pipeline.route import PIPELINE_ATTRIBUTE, PipelineRoute
 from gateway.pipeline.routes import PROBLEM
@@ -79,11 +80,11 @@ def _who(request: Request, claims: TokenClaims) -> PipelineState:
 
 async def grant_consent(
     request: Request, claims: Claims, body: Annotated[ConsentIn, Body()]
-) -> Any:
+) -> Response:
     """Record a person's consent; answers with its id and a signed receipt for the person."""
     state = _who(request, claims)
     state.purpose = body.purpose
-    grants = []
+    grants: list[HabilitationGrant] = []
     for scope in body.scopes:
         grants.extend(await habilitations_for(request, claims, scope))
     consent, subjects = await asyncio.to_thread(
@@ -98,9 +99,7 @@ async def grant_consent(
     return _created(consent)
 
 
-def _created(consent: ConsentOut) -> Any:
-    from fastapi.responses import Response
-
+def _created(consent: ConsentOut) -> Response:
     return Response(
         content=consent.model_dump_json(),
         status_code=201,
@@ -162,4 +161,4 @@ router.add_api_route(
     summary="Revoke a consent",
 )
 
-__all__ = ["CONSENTS", "Disclosure", "router"]
+__all__ = ["CONSENTS", "router"]

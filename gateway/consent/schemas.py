@@ -47,7 +47,7 @@ class ConsentIn(BaseModel):
                     "subject": {"siren": "732829320"},
                     "scopes": ["turnover:read"],
                     "purpose": "rsa-instruction",
-                    "evidence": "Signed form CERFA 15481, case file 2026-000123, collected in person",
+                    "evidence": "Signed form, case file 2026-000123, collected in person",
                     "expires_at": "2027-06-30T00:00:00Z",
                 }
             ]
@@ -58,7 +58,9 @@ class ConsentIn(BaseModel):
     scopes: list[str] = Field(min_length=1, max_length=5, description="Data scopes consented to.")
     purpose: str = Field(min_length=1, max_length=64, description="The purpose code consented to.")
     evidence: str = Field(
-        min_length=1, max_length=500, description="How the consent was collected, and where its proof is."
+        min_length=1,
+        max_length=500,
+        description="How the consent was collected, and where its proof is.",
     )
     expires_at: dt.datetime = Field(description="When the consent ends (ISO 8601, with offset).")
 
@@ -85,18 +87,36 @@ class ConsentRevokeIn(BaseModel):
 
 
 class ConsentEventOut(BaseModel):
-    event: Literal["granted", "revoked", "expired"]
-    occurred_at: dt.datetime
+    event: Literal["granted", "revoked", "expired"] = Field(description="What happened.")
+    occurred_at: dt.datetime = Field(description="When (UTC).")
 
 
 class ConsentOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3f0c2a5e-8d1b-4c7a-9e62-0b7d5f1a2c34",
+                    "state": "active",
+                    "scopes": ["turnover:read"],
+                    "purpose": "rsa-instruction",
+                    "legal_basis": "Code de l'action sociale et des familles, art. L. 262-40",
+                    "granted_at": "2026-11-27T10:15:00Z",
+                    "expires_at": "2027-06-30T00:00:00Z",
+                    "events": [{"event": "granted", "occurred_at": "2026-11-27T10:15:00Z"}],
+                    "receipt": "eyJhbGciOiJFUzI1NiJ9.eyJqdGkiOiIuLi4ifQ.c2ln",
+                }
+            ]
+        }
+    )
+
     id: str = Field(description="The consent's identifier.")
-    state: ConsentState
-    scopes: list[str]
-    purpose: str
-    legal_basis: str
-    granted_at: dt.datetime
-    expires_at: dt.datetime
+    state: ConsentState = Field(description="Derived from the ledger and the expiry.")
+    scopes: list[str] = Field(description="Data scopes the person consented to.")
+    purpose: str = Field(description="The purpose code consented to.")
+    legal_basis: str = Field(description="The habilitations' legal basis this consent serves.")
+    granted_at: dt.datetime = Field(description="When the consent was recorded (UTC).")
+    expires_at: dt.datetime = Field(description="When it ends (UTC).")
     events: list[ConsentEventOut] = Field(description="The consent's ledger, oldest first.")
     receipt: str = Field(
         description="Consent receipt: a compact JWS signed by the gateway (key in the JWKS), "

@@ -75,9 +75,7 @@ def _check_habilitated(body: ConsentIn, grants: Sequence[HabilitationGrant]) -> 
     """The legal basis the consent serves; refuses scopes the partner cannot use it for."""
     bases = []
     for scope in body.scopes:
-        grant = next(
-            (g for g in grants if g.scope == scope and body.purpose in g.purposes), None
-        )
+        grant = next((g for g in grants if g.scope == scope and body.purpose in g.purposes), None)
         if grant is None:
             raise ForbiddenError(
                 "consent.not_habilitated",
@@ -97,7 +95,7 @@ def _state(consent: Consent, events: Sequence[ConsentEvent], now: dt.datetime) -
 
 
 def _out(consent: Consent, events: Sequence[ConsentEvent], now: dt.datetime) -> ConsentOut:
-    ledger = [ConsentEventOut(event=e.event, occurred_at=e.occurred_at) for e in events]  # type: ignore[arg-type]
+    ledger = [ConsentEventOut(event=e.event, occurred_at=e.occurred_at) for e in events]
     state = _state(consent, events, now)
     if state == "expired":
         ledger.append(ConsentEventOut(event="expired", occurred_at=consent.expires_at))

@@ -256,6 +256,12 @@ def habilitations_grant(
         int | None,
         typer.Option(min=1, help="Requests per minute per client (default: the setting)."),
     ] = None,
+    field: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A releasable response field covered (repeatable; default: every field)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Grant a partner a scope for listed purposes, on a legal basis, between two dates."""
@@ -273,6 +279,7 @@ def habilitations_grant(
             valid_from=valid_from.date() if valid_from else None,
             valid_until=valid_until.date() if valid_until else None,
             rate_limit_per_minute=rate_limit,
+            released_fields=field,
             today=today,
         )
         return _dump(HabilitationView.of(habilitation, today=today))

@@ -82,6 +82,7 @@ class HabilitationView(BaseModel):
     valid_from_date: dt.date
     valid_until_date: dt.date | None
     rate_limit_per_minute: int | None
+    released_fields: list[str] | None
     revoked_at: dt.datetime | None
     in_force: bool
 
@@ -97,6 +98,7 @@ class HabilitationView(BaseModel):
             valid_from_date=habilitation.valid_from_date,
             valid_until_date=habilitation.valid_until_date,
             rate_limit_per_minute=habilitation.rate_limit_per_minute,
+            released_fields=habilitation.released_fields,
             revoked_at=habilitation.revoked_at,
             in_force=habilitation.in_force_on(today),
         )

@@ -27,6 +27,8 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from sqlalchemy.orm import Session
 
+from connectors.registry import VERSIONS
+from gateway.audit.schemas import LEGAL_BASIS_LENGTH as LEGAL_BASIS_MAX_LENGTH
 from gateway.database import utcnow
 from gateway.errors import ConflictError, NotFoundError, UnprocessableError
 from gateway.identifiers import InvalidIdentifierError, parse_siret
@@ -247,6 +249,7 @@ def grant_habilitation(
     valid_from: dt.date | None = None,
     valid_until: dt.date | None = None,
     rate_limit_per_minute: int | None = None,
+    released_fields: Sequence[str] | None = None,
     today: dt.date,
 ) -> Habilitation:
     try:
@@ -271,6 +274,11 @@ def grant_habilitation(
         raise UnprocessableError(
             "habilitation.legal_basis_missing", "A habilitation cites its legal basis."
         )
+    if len(basis) > LEGAL_BASIS_MAX_LENGTH:
+        raise UnprocessableError(
+            "habilitation.legal_basis_too_long",
+            f"Cite the legal basis in at most {LEGAL_BASIS_MAX_LENGTH} characters.",
+        )
     start = valid_from or today
     if valid_until is not None and valid_until < start:
         raise UnprocessableError(
@@ -280,6 +288,7 @@ def grant_habilitation(
         raise UnprocessableError(
             "habilitation.rate_limit_invalid", "A rate limit is a positive number per minute."
         )
+    fields = _released_fields(checked_scope.value, released_fields)
     partner = get_partner(session, partner_name)
     return HabilitationRepository(session).add(
         Habilitation(
@@ -291,8 +300,26 @@ def grant_habilitation(
             valid_from_date=start,
             valid_until_date=valid_until,
             rate_limit_per_minute=rate_limit_per_minute,
+            released_fields=fields,
         )
     )
+
+
+def _released_fields(scope: str, fields: Sequence[str] | None) -> list[str] | None:
+    """The fields a habilitation covers, each one a connector of this scope may withhold."""
+    if not fields:
+        return None
+    releasable = {
+        field for version in VERSIONS if version.scope == scope for field in version.releasable
+    }
+    unknown = sorted(set(fields) - releasable)
+    if unknown:
+        raise UnprocessableError(
+            "habilitation.field_unknown",
+            f"Not a releasable field of {scope}: {', '.join(unknown)}; "
+            f"releasable: {', '.join(sorted(releasable)) or 'none'}.",
+        )
+    return sorted(set(fields))
 
 
 def revoke_habilitation(

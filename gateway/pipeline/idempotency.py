@@ -56,7 +56,9 @@ async def replay(db: Database, client_id: str, wanted: IdempotentRequest) -> Res
         if record is None:
             return None
         if record.created_at < utcnow() - TIME_TO_LIVE:
-            await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id))
+            await session.execute(
+                delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id)
+            )
             await session.commit()
             return None
     if record.request_sha256 != wanted.request_sha256:
@@ -67,7 +69,10 @@ async def replay(db: Database, client_id: str, wanted: IdempotentRequest) -> Res
     headers = json.loads(record.headers)
     headers[REPLAYED_HEADER] = "true"
     return Response(
-        content=record.body, status_code=record.status, media_type=record.media_type, headers=headers
+        content=record.body,
+        status_code=record.status,
+        media_type=record.media_type,
+        headers=headers,
     )
 
 

@@ -38,6 +38,13 @@ def _problem_responses(version: ConnectorVersion, operation: Operation) -> dict[
     }
     if operation.subject is not None:
         responses[404] = {"description": "Nothing to disclose; `code` says why", "content": PROBLEM}
+    if version.upstream is not None:
+        upstream = version.upstream
+        responses[502] = {"description": f"{upstream} gave an invalid answer", "content": PROBLEM}
+        responses[503]["description"] += f", or {upstream} is unavailable"
+        responses[504] = {"description": f"{upstream} did not answer in time", "content": PROBLEM}
+    if operation.bulk:
+        responses[413] = {"description": "Too many items in one request", "content": PROBLEM}
     if version.deprecation is not None:
         responses[410] = {
             "description": "This version was withdrawn after its sunset date",

@@ -20,6 +20,7 @@ from gateway.cli.context import console, database, settings
 from gateway.migrate import schema_state
 from gateway.reference.ingest import (
     DEFAULT_BATCH_SIZE,
+    MAX_BATCH_SIZE,
     Dataset,
     FileError,
     FileFormat,
@@ -54,7 +55,7 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON object instead of the summary line.")
 ]
 BatchOption = Annotated[
-    int, typer.Option("--batch-size", help="Rows per transaction.", min=1, max=10_000)
+    int, typer.Option("--batch-size", help="Rows per transaction.", min=1, max=MAX_BATCH_SIZE)
 ]
 
 

@@ -105,7 +105,7 @@ def _create_tables() -> None:
         sa.Column("operation", sa.String(length=64), nullable=False),
         sa.Column("purpose", sa.String(length=64), nullable=True),
         sa.Column("recipient", sa.String(length=200), nullable=True),
-        sa.Column("legal_basis", sa.String(length=64), nullable=True),
+        sa.Column("legal_basis", sa.String(length=255), nullable=True),
         sa.Column("consent_id", sa.String(length=64), nullable=True),
         sa.Column("case_reference", sa.String(length=100), nullable=True),
         sa.Column("outcome", sa.String(length=16), nullable=False),

@@ -1,4 +1,4 @@
-"""Run the mock Pôle emploi API: ``python -m mocks.pole_emploi_api --port 8100 --host 127.0.0.1``."""
+"""Run the mock Pôle emploi API: ``python -m mocks.pole_emploi_api --port 8100``."""
 
 from __future__ import annotations
 

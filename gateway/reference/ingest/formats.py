@@ -203,7 +203,8 @@ class SourceFile:
         except csv.Error:
             raise FileError("file.bad_header", "the header line is not valid CSV") from None
         if self._pending:
-            raise FileError("file.bad_header", "the header line is not readable UTF-8 text")
+            reason = self._pending[0].error.reason if self._pending[0].error else "unreadable"
+            raise FileError("file.bad_header", f"the header line cannot be read: {reason}")
         names = tuple(name.strip() for name in header_row or ())
         if not any(names):
             raise FileError("file.no_header", "the file has no header line (line 1 is empty)")

@@ -146,8 +146,8 @@ def load_accounts(
     if not new_rows:
         return outcome
 
-    created = connection.execute(
-        insert(Account).returning(Account.id, sort_by_parameter_order=True),
+    connection.execute(
+        insert(Account),
         [
             {
                 "nir": row.nir,
@@ -162,18 +162,21 @@ def load_accounts(
             }
             for row in new_rows
         ],
-    ).scalars()
+    )
+    # One lookup for the new ids: cheaper than RETURNING, which SQLite answers row by row
+    # when the ids must come back in the order of the rows.
+    created = _account_ids(connection, (row.siren for row in new_rows))
     connection.execute(
         insert(StatusEvent),
         [
             {
-                "account_id": account_id,
+                "account_id": created[row.siren],
                 "event": StatusEventKind.AFFILIATION.value,
                 "effective_date": row.affiliation_date,
                 "detail": row.regime,
                 "recorded_at": now,
             }
-            for account_id, row in zip(created, new_rows, strict=True)
+            for row in new_rows
         ],
     )
     return outcome

@@ -14,20 +14,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, insert
 from sqlalchemy.exc import DataError, IntegrityError
 
 from gateway.database import utcnow
-from gateway.reference.ingest.formats import FileFormat, SourceFile, format_for
+from gateway.reference.ingest.formats import FileError, FileFormat, SourceFile, format_for
 from gateway.reference.ingest.loader import LOADERS, BatchOutcome, Loader
 from gateway.reference.ingest.report import Rejection, RejectionReport, default_report_path
 from gateway.reference.ingest.rows import ROW_MODELS, Dataset, RowModel, row_errors
 from gateway.reference.models import IngestionRun
 
-__all__ = ["DEFAULT_BATCH_SIZE", "IngestionResult", "ProgressCallback", "ingest_file"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "MAX_BATCH_SIZE",
+    "IngestionResult",
+    "ProgressCallback",
+    "ingest_file",
+]
 
 DEFAULT_BATCH_SIZE = 2000
+# The exact-key lookups bind three parameters a row; SQLite allows 32,766 per statement.
+MAX_BATCH_SIZE = 5000
+log = structlog.get_logger(__name__)
 ProgressCallback = Callable[[int, int], None]
 """Called after each batch with (bytes read, file size)."""
 
@@ -100,6 +110,8 @@ def ingest_file(
     Raises :class:`~gateway.reference.ingest.formats.FileError`, with nothing written, when the
     file as a whole is unusable (format, header).
     """
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
     dataset = Dataset(dataset)
     model = ROW_MODELS[dataset]
     loader = LOADERS[dataset]
@@ -107,11 +119,13 @@ def ingest_file(
     started_at = utcnow()
     clock = time.perf_counter()
     target = report_path or default_report_path(rejections_dir, dataset.value, started_at)
+    if report_path is not None and _same_file(report_path, path):
+        raise FileError("report.is_source", "the report would overwrite the file being loaded")
     totals = _Totals()
 
     with (
         SourceFile(path, chosen_format, model.columns) as source,
-        RejectionReport(target, always=report_path is not None) as report,
+        _opened_report(target, explicit=report_path is not None) as report,
         engine.connect() as connection,
     ):
         rows: list[tuple[int, RowModel]] = []
@@ -160,6 +174,17 @@ def ingest_file(
             ).scalar_one()
         sha256 = source.sha256
 
+    log.info(
+        "reference_ingested",
+        dataset=dataset.value,
+        source=path.name,
+        ingestion_run_id=run_id,
+        read=totals.read,
+        added=totals.added,
+        updated=totals.updated,
+        unchanged=totals.unchanged,
+        rejected=totals.rejected,
+    )
     return IngestionResult(
         dataset=dataset,
         source_name=path.name,
@@ -173,6 +198,26 @@ def ingest_file(
         run_id=run_id,
         seconds=time.perf_counter() - clock,
     )
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return first.resolve() == second.resolve()
+    except OSError:
+        return False
+
+
+def _opened_report(path: Path, *, explicit: bool) -> RejectionReport:
+    """The report, with an explicit path opened at once: a bad one fails before any load."""
+    report = RejectionReport(path, always=explicit)
+    if explicit:
+        try:
+            report.open()
+        except OSError as exc:
+            raise FileError(
+                "report.unwritable", f"cannot write the report: {exc.strerror}"
+            ) from None
+    return report
 
 
 def _load_batch(

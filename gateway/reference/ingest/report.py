@@ -86,7 +86,7 @@ class RejectionReport:
     def written(self) -> bool:
         return self._file is not None
 
-    def _open(self) -> csv.DictWriter[str]:
+    def open(self) -> csv.DictWriter[str]:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("w", encoding="utf-8", newline="")
@@ -97,7 +97,7 @@ class RejectionReport:
     def write(self, rejections: list[Rejection]) -> None:
         if not rejections:
             return
-        writer = self._open()
+        writer = self.open()
         for rejection in sorted(rejections, key=lambda item: item.line):
             writer.writerow(
                 {
@@ -111,9 +111,17 @@ class RejectionReport:
 
     def close(self) -> None:
         if self.always:
-            self._open()
+            self.open()
         if self._file is not None:
             self._file.close()
+
+    def discard(self) -> None:
+        """Close and delete the report: nothing was loaded, so there is nothing to report."""
+        if self._file is not None:
+            self._file.close()
+            self.path.unlink(missing_ok=True)
+        self._file = None
+        self._writer = None
 
     def __enter__(self) -> RejectionReport:
         return self
@@ -124,7 +132,10 @@ class RejectionReport:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        # A file refused at its header leaves no report behind, even an explicit one.
+        # A load that fails leaves no report behind: the error says what happened.
         if exc_type is not None:
             self.always = False
+            if self.count == 0:
+                self.discard()
+                return
         self.close()

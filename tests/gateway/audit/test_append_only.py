@@ -27,7 +27,7 @@ STATEMENTS = [
 
 
 @pytest.mark.parametrize("statement", STATEMENTS)
-def test_triggers_refuse_updates_and_deletes(
+def test_invariant_2_triggers_refuse_updates_and_deletes(
     db: Database, signer: Es256CheckpointSigner, statement: str
 ) -> None:
     """Without the triggers, anyone holding the database role could rewrite history."""

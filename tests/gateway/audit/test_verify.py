@@ -70,7 +70,7 @@ def test_an_untouched_trail_verifies(
     assert report.pending == 1
 
 
-def test_an_updated_record_is_named(
+def test_invariant_2_an_updated_record_is_named(
     db: Database, signer: Es256CheckpointSigner, ids: list[int]
 ) -> None:
     with as_attacker(db, *SEALED_TABLES) as conn:
@@ -109,7 +109,7 @@ def test_a_changed_removed_or_added_subject_is_caught_on_its_record(
         assert_names(report, "record.altered", ids[6])
 
 
-def test_a_deleted_record_is_named(
+def test_invariant_2_a_deleted_record_is_named(
     db: Database, signer: Es256CheckpointSigner, ids: list[int]
 ) -> None:
     with as_attacker(db, *SEALED_TABLES) as conn:
@@ -150,7 +150,7 @@ def forge_record(conn: Connection, index: int) -> int:
     return record_id
 
 
-def test_a_record_inserted_into_the_chain_is_named(
+def test_invariant_2_a_record_inserted_into_the_chain_is_named(
     db: Database, signer: Es256CheckpointSigner, ids: list[int]
 ) -> None:
     """The forger even computes a correct link for the record slipped in at position 4."""
@@ -191,7 +191,7 @@ def test_a_backdated_record_slipped_into_the_queue_is_named(
     assert_names(verify(db, signer), "record.backdated", forged)
 
 
-def test_two_swapped_records_are_caught(
+def test_invariant_2_two_swapped_records_are_caught(
     db: Database, signer: Es256CheckpointSigner, ids: list[int]
 ) -> None:
     with as_attacker(db, *SEALED_TABLES) as conn:

@@ -35,7 +35,9 @@ def person(db: Database) -> Account:
     import datetime as dt
 
     with db.sync_session.begin() as session:
-        account = create_account(session, nir="269054958815780", affiliation_date=dt.date(2024, 3, 1))
+        account = create_account(
+            session, nir="269054958815780", affiliation_date=dt.date(2024, 3, 1)
+        )
         for month in ("2026-01", "2026-02", "2026-03"):
             create_declaration(session, account, month, services_bic="1234.50")
         create_ingestion_run(session, "turnover", dt.datetime(2026, 4, 2, tzinfo=dt.UTC))

@@ -137,7 +137,13 @@ def dump_audit_tables(db: Database) -> str:
     """Every audit and consent row as text, to scan for identifiers in clear."""
     chunks: list[Any] = []
     with db.sync_engine.connect() as conn:
-        for table in ("audit_record", "audit_subject", "consent", "consent_subject", "consent_event"):
+        for table in (
+            "audit_record",
+            "audit_subject",
+            "consent",
+            "consent_subject",
+            "consent_event",
+        ):
             chunks.extend(conn.execute(text(f"SELECT * FROM {table}")).all())  # noqa: S608
     return "\n".join(repr(tuple(row)) for row in chunks)
 

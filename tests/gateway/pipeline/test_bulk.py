@@ -62,7 +62,9 @@ async def test_a_batch_of_10000_answers_and_audits_every_subject(
     sirens = _accounts_with_cfp(db, 9_990)
     items = [{"siren": siren, "year": 2025} for siren in sirens]
     items += [{"siren": "732829321", "year": 2025}] * 5 + [{"siren": "732829320", "year": 2025}] * 5
-    response = await http.post(BATCH, json={"items": items}, headers=await fund.headers(http, "cfp:read"))
+    response = await http.post(
+        BATCH, json={"items": items}, headers=await fund.headers(http, "cfp:read")
+    )
     assert response.status_code == 200, response.text[:500]
     results = response.json()["items"]
     assert len(results) == 10_000
@@ -78,7 +80,9 @@ async def test_a_batch_of_10000_answers_and_audits_every_subject(
 
 async def test_over_the_limit_is_413(http: httpx.AsyncClient, fund: Partner) -> None:
     items = [{"siren": "732829320", "year": 2025}] * 10_001
-    response = await http.post(BATCH, json={"items": items}, headers=await fund.headers(http, "cfp:read"))
+    response = await http.post(
+        BATCH, json={"items": items}, headers=await fund.headers(http, "cfp:read")
+    )
     assert response.status_code == 413
     assert response.json()["code"] == "batch.too_many_items"
 

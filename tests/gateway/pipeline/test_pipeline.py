@@ -20,8 +20,10 @@ from pipeline_support import (
 from sqlalchemy import text
 
 from gateway.database import Database
+from gateway.errors import UnprocessableError
 from gateway.identifiers import NIR_SHAPE
 from gateway.oauth.resource import unprotected_data_routes
+from gateway.partners import service
 from gateway.reference.models import Account
 from gateway.settings import Settings
 
@@ -50,12 +52,14 @@ async def test_invariant_1_a_disclosure_leaves_with_its_committed_audit_record(
     assert record.partner_id is not None
     assert (record.connector, record.connector_version) == ("turnover", 2)
     assert record.purpose == PURPOSE
-    assert record.recipient and record.legal_basis
+    assert record.recipient
+    assert record.legal_basis
     assert record.case_reference == "DOSSIER-42"
     assert record.response_sha256 == hashlib.sha256(response.content).hexdigest()
     [subject] = await audit_subjects(db, record.id)
     assert subject.subject_kind == "siren"
-    assert subject.pseudonym != person.siren and len(subject.pseudonym) == 64
+    assert subject.pseudonym != person.siren
+    assert len(subject.pseudonym) == 64
 
 
 async def test_invariant_1_fail_closed_when_the_audit_write_fails(
@@ -183,7 +187,16 @@ async def test_minimisation_withholds_fields_the_habilitation_does_not_cover(
     http: httpx.AsyncClient, db: Database, settings: Settings, person: Account
 ) -> None:
     pole = make_partner(db, settings, "Pole emploi", "pole-emploi")
-    pole.grant("turnover:read", released_fields=["periods.rectifications"])
+    with db.sync_session.begin() as session:
+        service.grant_habilitation(
+            session,
+            partner_name=pole.name,
+            scope="turnover:read",
+            purposes=[PURPOSE],
+            legal_basis="Code du travail, art. L. 5312-1",
+            released_fields=["periods.rectifications"],
+            today=service.legal_today(settings),
+        )
     response = await http.get(
         TURNOVER_V2.format(siren=person.siren), headers=await pole.headers(http, "turnover:read")
     )
@@ -245,3 +258,19 @@ async def test_problem_bodies_are_json_with_a_stable_code(
     body = json.loads(response.text)
     assert body["code"] == "request.invalid"
     assert body["status"] == 422
+
+
+def test_a_habilitation_may_only_cover_releasable_fields_of_its_scope(
+    db: Database, settings: Settings
+) -> None:
+    partner = make_partner(db, settings, "CNAM", "cnam")
+    with pytest.raises(UnprocessableError, match=r"periods\.amounts"), db.sync_session() as s:
+        service.grant_habilitation(
+            s,
+            partner_name=partner.name,
+            scope="status:read",
+            purposes=["X"],
+            legal_basis="law",
+            released_fields=["periods.amounts"],
+            today=service.legal_today(settings),
+        )

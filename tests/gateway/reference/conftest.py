@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +33,9 @@ def run_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run
     monkeypatch.setenv("GATEWAY_LOG_LEVEL", "warning")
     get_settings.cache_clear()
     database.cache_clear()
+    # The CLI points the root log handler at the runner's stderr, which closes with each run.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     runner = CliRunner()
 
     def run(*args: object) -> Result:
@@ -42,6 +46,7 @@ def run_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run
         database().sync_engine.dispose()
     database.cache_clear()
     get_settings.cache_clear()
+    root.handlers, root.level = handlers, level
 
 
 @pytest.fixture

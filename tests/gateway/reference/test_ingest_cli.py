@@ -88,6 +88,25 @@ def test_other_file_level_errors(
     _nothing_written(session, settings)
 
 
+def test_a_report_that_cannot_be_written_fails_before_loading(
+    session: Session, settings: Settings, run_cli: RunCli, tmp_path: Path
+) -> None:
+    account = create_account(session)
+    session.commit()
+    path = write_csv(tmp_path / "t.csv", TURNOVER_COLUMNS, [_turnover(account.siren, "2026-01")])
+    not_a_directory = tmp_path / "plain-file"
+    not_a_directory.write_text("", encoding="utf-8")
+
+    over_source = run_cli("ingest", "turnover", path, "--report", path)
+    unwritable = run_cli("ingest", "turnover", path, "--report", not_a_directory / "r.csv")
+
+    assert (over_source.exit_code, unwritable.exit_code) == (2, 2)
+    assert "overwrite the file being loaded" in over_source.stderr
+    assert "cannot write the report" in unwritable.stderr
+    _nothing_written(session, settings)
+    assert path.read_text(encoding="utf-8").startswith("siren,period")
+
+
 def test_a_missing_file_is_exit_2(run_cli: RunCli, tmp_path: Path) -> None:
     result = run_cli("ingest", "cfp", tmp_path / "absent.csv")
     assert result.exit_code == 2

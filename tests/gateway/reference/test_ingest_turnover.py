@@ -9,7 +9,7 @@ from pathlib import Path
 
 from factories import create_account
 from reference_files import TURNOVER_COLUMNS, RunCli, read_report, write_csv, write_jsonl
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from gateway.database import Database
@@ -82,7 +82,7 @@ def _acceptance_file(path: Path, sirens: list[str]) -> tuple[Path, dict[int, str
     return write_csv(path, TURNOVER_COLUMNS, rows), broken
 
 
-def test_acceptance_keeps_995_good_rows_reports_5_bad_ones_and_is_idempotent(
+def test_invariant_5_keeps_995_good_rows_reports_5_bad_ones_and_is_idempotent(
     session: Session, settings: Settings, run_cli: RunCli, tmp_path: Path
 ) -> None:
     """The issue's case: if it failed, one bad row could sink a file or a good row be lost."""
@@ -371,3 +371,34 @@ def test_the_report_never_quotes_a_nir_even_one_sent_in_a_turnover_field(
     text = result.report_path.read_text(encoding="utf-8")
     assert NIR_SHAPE.search(text) is None
     assert nir not in text
+
+
+def test_a_file_in_no_useful_order_is_matched_on_exact_keys(
+    session: Session, db: Database, tmp_path: Path
+) -> None:
+    """Rows spread over many accounts and periods at once take the exact-key lookup."""
+    accounts = _accounts(session, 6)
+    rows = [
+        _row(account.siren, f"2025-{index + 1:02d}", "2026-01-15T08:00:00")
+        for index, account in enumerate(accounts)
+    ]
+    path = write_csv(tmp_path / "t.csv", TURNOVER_COLUMNS, rows)
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(db.sync_engine, "before_cursor_execute", record)
+    try:
+        first = ingest_file(db.sync_engine, "turnover", path, rejections_dir=tmp_path, batch_size=6)
+        conflicting = write_csv(
+            tmp_path / "u.csv", TURNOVER_COLUMNS, [*rows[:5], {**rows[5], "sales_bic": "1"}]
+        )
+        second = ingest_file(
+            db.sync_engine, "turnover", conflicting, rejections_dir=tmp_path, batch_size=6
+        )
+    finally:
+        event.remove(db.sync_engine, "before_cursor_execute", record)
+
+    assert (first.added, second.added, second.unchanged, second.rejected) == (6, 0, 5, 1)
+    assert any("turnover_declaration.declared_at) IN" in sql for sql in statements)
