@@ -7,6 +7,18 @@
 # copied between them points at that base's Python interpreter.
 
 ARG BASE_IMAGE=python:3.12-slim
+ARG NODE_IMAGE=node:20-slim
+
+# ---------------------------------------------------------------------------------------------
+# assets: the French State design system (DSFR) for the ops console, from the npm registry at the
+# version the committed lock pins; node stays in this stage, never in the runtime image
+# ---------------------------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS assets
+WORKDIR /assets
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+    && mkdir dsfr \
+    && cp -r node_modules/@gouvfr/dsfr/dist/. dsfr/
 
 # ---------------------------------------------------------------------------------------------
 # builder: wheels of the project and of every dependency, installed into /opt/gateway
@@ -27,13 +39,8 @@ COPY connectors ./connectors
 COPY mocks ./mocks
 COPY migrations ./migrations
 
-# ---- web console assets (not yet) ------------------------------------------------------------
-# The web console will need the DSFR front-end assets from npm (@gouvfr/dsfr). When it does, add
-# a separate `assets` stage before this one (a node base image, `npm ci` against a committed
-# package-lock.json, copy the needed files out of node_modules/@gouvfr/dsfr/dist), then here:
-#     COPY --from=assets /assets/dsfr ./gateway/console/static/dsfr
-# so the files land in the wheel as package data. Node stays in that stage, never in runtime.
-# ---------------------------------------------------------------------------------------------
+# The console's DSFR assets, built in the `assets` stage, travel inside the wheel as package data.
+COPY --from=assets /assets/dsfr ./gateway/console/static/dsfr
 
 # Installing from the wheels just built, with no index, guarantees the venv holds exactly what
 # was resolved once. The cache mount only speeds up rebuilds; it never ends up in a layer.

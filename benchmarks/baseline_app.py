@@ -32,7 +32,12 @@ JSON = "application/json"
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    db = Database(settings.database_url)
+    # The gateway's own pool settings, so both servers reach PostgreSQL the same way.
+    db = Database(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     services: dict[str, Any] = {}
 
     @asynccontextmanager

@@ -39,10 +39,10 @@ from benchmarks.common import (
     prepare_reference_store,
     process_cpu_seconds,
     register_partner,
+    send_once,
     start_gateway,
     wait_for_quiet_machine,
     workspace,
-    wrk,
 )
 from gateway.audit.models import AuditRecord, AuditSubjectEntry
 
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: dict[str, Any] = {"scenario": "bulk", "machine": machine()}
     with workspace(args) as space:
         results["backend"] = space.backend
-        results["data"] = prepare_reference_store(space)
+        results["data"] = prepare_reference_store(space, args.persons)
         questions = draw_questions(space.engine)
         space.make_durable()
         results["database_settings"] = space.database_settings()
@@ -159,8 +159,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 other_work = wait_for_quiet_machine(args.quiet_wait)
                 log(f"10,000 single calls over {connections} connection(s)")
                 cpu_before = process_cpu_seconds(gateway.pid)
-                run = wrk(gateway.base_url, requests, connections, 600, once=True)
-                run.pop("wrk_cpu_seconds")
+                run = send_once(gateway.base_url, requests, connections)
+                run.pop("load_generator_cpu_seconds")
                 run["server_cpu_seconds"] = round(process_cpu_seconds(gateway.pid) - cpu_before, 2)
                 run["other_work_before_run_cores"] = other_work
                 singles.append(run)

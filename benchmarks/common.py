@@ -121,6 +121,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="reuse this database (seeded only if empty) instead of a throwaway one",
     )
     parser.add_argument("--keep", action="store_true", help="keep the workspace and database")
+    parser.add_argument(
+        "--persons",
+        type=int,
+        default=MIN_PERSONS,
+        help="people to seed (below the issue's 100,000 only to try a script out quickly)",
+    )
     parser.add_argument("--json-out", type=Path, help="also write the results as JSON here")
     parser.add_argument(
         "--quiet-wait",
@@ -268,7 +274,7 @@ def count(engine: Engine, model: Any) -> int:
 def prepare_reference_store(
     space: Workspace,
     persons: int = MIN_PERSONS,
-    min_declarations: int = MIN_DECLARATIONS,
+    min_declarations: int | None = None,
 ) -> dict[str, int]:
     """Seed ``persons`` people, then add older declarations until ``min_declarations``.
 
@@ -277,6 +283,9 @@ def prepare_reference_store(
     window two more years back, for accounts already affiliated then, with the same amounts.
     """
     engine = space.engine
+    if min_declarations is None:
+        # The issue's ratio: 20 declarations a person, two million for 100,000 people.
+        min_declarations = MIN_DECLARATIONS * persons // MIN_PERSONS
     if count(engine, Account) == 0:
         log(f"seeding {persons:,} persons")
         started = time.perf_counter()
@@ -499,29 +508,29 @@ LUA = ROOT / "benchmarks" / "requests.lua"
 RESULT_PREFIX = "RESULT "
 
 
-def wrk(
-    base_url: str, requests: Path, connections: int, seconds: int, once: bool = False
-) -> dict[str, Any]:
-    """One wrk run; returns its summary (latencies in milliseconds, throughput per second)."""
-    command = [
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--timeout",
-        "10s",
-        "-s",
-        str(LUA),
-        base_url,
-    ]
-    env = {**os.environ, "WRK_REQUESTS": str(requests), "WRK_ONCE": "1" if once else "0"}
+def wrk(base_url: str, requests: Path, connections: int, seconds: int) -> dict[str, Any]:
+    """One wrk run (one thread) for ``seconds``, cycling through the file's requests."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    command += ["-s", str(LUA), base_url]
+    return _load(command, {**os.environ, "WRK_REQUESTS": str(requests)}, connections)
+
+
+def send_once(base_url: str, requests: Path, connections: int) -> dict[str, Any]:
+    """Each request of the file sent exactly once (:mod:`benchmarks.loadgen`)."""
+    command = [PYTHON, "-m", "benchmarks.loadgen", str(requests), base_url]
+    command += ["--connections", str(connections)]
+    return _load(command, {**os.environ, "PYTHONPATH": str(ROOT)}, connections)
+
+
+def _load(command: list[str], env: dict[str, str], connections: int) -> dict[str, Any]:
+    """Runs a load generator; its summary with latencies in ms and its own CPU time."""
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout is not None
     stdout = process.stdout.read().decode()
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
-        raise RuntimeError(f"wrk failed ({process.returncode}): {stdout[-2000:]}")
+        raise RuntimeError(f"{command[0]} failed ({process.returncode}): {stdout[-2000:]}")
     line = next(line for line in stdout.splitlines() if line.startswith(RESULT_PREFIX))
     raw: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
     seconds_taken = raw["duration_us"] / 1e6
@@ -537,7 +546,7 @@ def wrk(
         "max_ms": round(raw["max_us"] / 1000, 2),
         "errors": errors,
         "errors_detail": {k: v for k, v in raw.items() if k.startswith("errors_") and v},
-        "wrk_cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "load_generator_cpu_seconds": usage.ru_utime + usage.ru_stime,
     }
 
 

@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: dict[str, Any] = {"scenario": "feed", "machine": machine()}
     with workspace(args) as space:
         results["backend"] = space.backend
-        results["data"] = prepare_reference_store(space)
+        results["data"] = prepare_reference_store(space, args.persons)
         results["data"]["status_events"] = add_events(space, EVENTS)
         log(f"{results['data']['status_events']:,} status events")
         space.make_durable()

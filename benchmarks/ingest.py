@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: dict[str, Any] = {"scenario": "ingest", "machine": machine()}
     with workspace(args) as space:
         results["backend"] = space.backend
-        results["data"] = prepare_reference_store(space)
+        results["data"] = prepare_reference_store(space, args.persons)
         path = space.folder / "turnover-1m.csv"
         rows = write_file(space, path)
         log(f"wrote {rows:,} rows ({path.stat().st_size / 2**20:.0f} MiB)")

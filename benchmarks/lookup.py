@@ -128,7 +128,7 @@ def measured_run(
     before = database_counters(space)
     meter.start()
     run = wrk(server.base_url, requests, connections, seconds)
-    cpu = meter.stop(run["requests"], run.pop("wrk_cpu_seconds"))
+    cpu = meter.stop(run["requests"], run.pop("load_generator_cpu_seconds"))
     # The meter's own queries are a handful against thousands of requests.
     ended, opened = (b - a for a, b in zip(before, database_counters(space), strict=True))
     if space.backend == "postgresql":
@@ -271,7 +271,7 @@ def profile(
         for name, fmt in (("flamegraph", "flamegraph"), ("raw", "raw"))
     ]
     measured = wrk(gateway.base_url, requests, connections, seconds)
-    measured.pop("wrk_cpu_seconds")
+    measured.pop("load_generator_cpu_seconds")
     for recorder in recorders:
         recorder.wait()
     return {"run": measured, **{name: str(path) for name, path in outputs.items()}}
@@ -290,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: dict[str, Any] = {"scenario": "lookup", "machine": machine()}
     with workspace(args) as space:
         results["backend"] = space.backend
-        results["data"] = prepare_reference_store(space)
+        results["data"] = prepare_reference_store(space, args.persons)
         space.make_durable()
         results["database_settings"] = space.database_settings()
         drawn = sample(space)

@@ -6,11 +6,10 @@
 --   T <index> <token>          an access token, referred to by its index
 --   R <method> <path> <token>  a request; <token> is an index or "-" for none
 --
--- With WRK_ONCE=1 each request is sent once (one wrk thread); the thread stops when the last
--- answer arrives, so the run's duration is the time the whole list took.
+-- benchmarks/loadgen.py reads the same format to send each request exactly once.
 
 local common, tokens, lines, prepared = {}, {}, {}, {}
-local next_index, answered, once = 1, 0, os.getenv("WRK_ONCE") == "1"
+local next_index = 1
 
 function init(args)
   for line in io.lines(os.getenv("WRK_REQUESTS")) do
@@ -45,15 +44,6 @@ function request()
     next_index = 1
   end
   return prepared_request
-end
-
-if once then
-  function response(status, headers, body)
-    answered = answered + 1
-    if answered >= #prepared then
-      wrk.thread:stop()
-    end
-  end
 end
 
 function done(summary, latency, requests)

@@ -119,10 +119,18 @@ def make_async_engine(url: str, **kwargs: Any) -> AsyncEngine:
 class Database:
     """The engines and session factories of one database, shared by the app and the CLI."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int | None = None, max_overflow: int | None = None
+    ) -> None:
         self.url = url
         self.sync_engine = make_sync_engine(url)
-        self.async_engine = make_async_engine(url)
+        pool: dict[str, int] = {}
+        if not is_sqlite(url):
+            if pool_size is not None:
+                pool["pool_size"] = pool_size
+            if max_overflow is not None:
+                pool["max_overflow"] = max_overflow
+        self.async_engine = make_async_engine(url, **pool)
         self.sync_session = sessionmaker(self.sync_engine, expire_on_commit=False)
         self.async_session = async_sessionmaker(self.async_engine, expire_on_commit=False)
 

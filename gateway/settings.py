@@ -136,6 +136,24 @@ class Settings(BaseSettings):
             "defaults to node_modules/@gouvfr/dsfr/dist in the repository."
         ),
     )
+    # Connection pool of the server's async engine on PostgreSQL (SQLite has no pool to size).
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description="Connections each server process keeps open to PostgreSQL.",
+    )
+    database_max_overflow: int = Field(
+        default=0,
+        ge=0,
+        le=500,
+        description=(
+            "Extra connections opened beyond the pool under bursts, and closed on their return. "
+            "0 by default: under sustained load the overflow is opened and closed for a fraction "
+            "of all requests (a PostgreSQL backend started each time), which costs more than "
+            "waiting a moment for a pooled connection."
+        ),
+    )
 
 
 @lru_cache

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.cfp.attestation import AttestationSigner, attestation_claims, signer_from
@@ -214,9 +214,12 @@ def _year_is_valid(year: int, today: dt.date) -> bool:
     return FIRST_YEAR <= year <= today.year
 
 
+def _latest_load() -> Select[dt.datetime | None]:
+    return select(func.max(IngestionRun.finished_at)).where(IngestionRun.dataset == DATASET)
+
+
 async def _as_of(session: AsyncSession) -> dt.datetime | None:
-    latest = select(func.max(IngestionRun.finished_at)).where(IngestionRun.dataset == DATASET)
-    return (await session.execute(latest)).scalar_one_or_none()
+    return (await session.execute(_latest_load())).scalar_one_or_none()
 
 
 def _attestation(
@@ -275,8 +278,9 @@ async def get_attestation(
             "year.invalid", f"The year must be between {FIRST_YEAR} and this year."
         )
     signer = signer_from(ctx.services)
+    # The freshness rides along as a scalar subquery: one round trip for the whole answer.
     query = (
-        select(Account.id, *_PAYMENT_COLUMNS)
+        select(Account.id, *_PAYMENT_COLUMNS, _latest_load().scalar_subquery().label("as_of"))
         .select_from(Account)
         .outerjoin(CfpPayment, and_(CfpPayment.account_id == Account.id, CfpPayment.year == year))
         .where(Account.siren == siren)
@@ -290,7 +294,7 @@ async def get_attestation(
         )
     attestation = _attestation(signer, ctx.now, siren, row)
     body = CfpAttestationAnswer.model_construct(
-        **attestation.__dict__, source=SOURCE, as_of=await _as_of(ctx.session)
+        **attestation.__dict__, source=SOURCE, as_of=row.as_of
     )
     return Disclosure(body=body, subjects=[Subject("siren", siren)])
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import ScalarSelect, func, select
+from sqlalchemy import ScalarSelect, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.kit import Subject, SubjectNotFound
@@ -35,9 +35,11 @@ def as_of(*datasets: str) -> ScalarSelect[dt.datetime]:
 
     Riding along as a scalar subquery costs no round trip and is never stale, unlike a cache.
     """
+    # ``dataset = :a OR dataset = :b`` rather than ``IN``: an IN list is re-rendered into the
+    # SQL at every execution (SQLAlchemy's expanding parameters), a cost paid on every lookup.
     return (
         select(func.max(IngestionRun.finished_at))
-        .where(IngestionRun.dataset.in_(datasets))
+        .where(or_(*(IngestionRun.dataset == dataset for dataset in datasets)))
         .scalar_subquery()
     )
 

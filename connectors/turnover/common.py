@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from sqlalchemy import ScalarSelect, case, func, select
+from sqlalchemy import ScalarSelect, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.kit import InvalidRequest, Subject, SubjectNotFound
@@ -176,9 +176,11 @@ class Turnover:
 
 
 def _as_of() -> ScalarSelect[dt.datetime]:
+    # ``OR`` rather than ``IN``: an IN list is re-rendered into the SQL at every execution
+    # (SQLAlchemy's expanding parameters), a cost paid on every lookup.
     return (
         select(func.max(IngestionRun.finished_at))
-        .where(IngestionRun.dataset.in_(DATASETS))
+        .where(or_(*(IngestionRun.dataset == dataset for dataset in DATASETS)))
         .scalar_subquery()
     )
 

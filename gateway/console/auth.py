@@ -27,7 +27,7 @@ from typing import Final
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from starlette.datastructures import FormData
 
 from gateway.console.models import StaffAccount, StaffRole
@@ -135,15 +135,14 @@ class CookiePolicy:
     session_cookie: str
     login_cookie: str
 
-    def options(self, *, max_age: int | None = None) -> dict[str, object]:
-        """Keyword arguments of ``Response.set_cookie`` for every console cookie."""
-        return {
-            "httponly": True,
-            "samesite": "strict",
-            "secure": self.secure,
-            "path": "/",
-            "max_age": max_age,
-        }
+    def set(self, response: Response, name: str, value: str) -> None:
+        """Set a console cookie: HttpOnly, SameSite=Strict, for the session only."""
+        response.set_cookie(
+            name, value, httponly=True, samesite="strict", secure=self.secure, path="/"
+        )
+
+    def clear(self, response: Response, name: str) -> None:
+        response.delete_cookie(name, httponly=True, samesite="strict", secure=self.secure, path="/")
 
 
 def cookie_policy(settings: Settings) -> CookiePolicy:
@@ -183,11 +182,10 @@ class StaffContext:
 
 
 @dataclass(frozen=True)
-class LoginOutcome:
-    """A successful login has a ``context`` and the cookie's ``token``; a failure a code."""
+class LoginCheck:
+    """A login attempt checked: the ``account`` when the password matched, else a code."""
 
-    context: StaffContext | None = None
-    token: str | None = None
+    account: StaffAccount | None = None
     failure: str | None = None
 
 
@@ -228,21 +226,20 @@ def _verify_and_record(
         return account, None, rehash
 
 
-async def log_in(db: Database, name: str, password: str) -> LoginOutcome:
-    """Check a name and password; on success open a session (a new token every time)."""
+async def check_login(db: Database, name: str, password: str) -> LoginCheck:
+    """Check a name and password (counting failures and locking as needed); opens nothing."""
     if len(password) > MAX_PASSWORD_LENGTH or len(name) > 256:
-        return LoginOutcome(failure="login.invalid")
-    now = utcnow()
-    account, failure, _ = await asyncio.to_thread(_verify_and_record, db, name, password, now)
-    if account is None:
-        return LoginOutcome(failure=failure)
+        return LoginCheck(failure="login.invalid")
+    account, failure, _ = await asyncio.to_thread(_verify_and_record, db, name, password, utcnow())
+    return LoginCheck(account=account, failure=failure)
+
+
+async def open_session(db: Database, account: StaffAccount) -> tuple[StaffContext, str]:
+    """A new session (and token) for ``account``; returns its context and the cookie's token."""
     token, csrf = new_token(), new_token()
     async with db.async_session.begin() as session:
-        await StaffSessionRepository(session).add(token_hash(token), account.id, csrf, now)
-    return LoginOutcome(
-        context=StaffContext(account.id, account.name, account.role, token_hash(token), csrf),
-        token=token,
-    )
+        await StaffSessionRepository(session).add(token_hash(token), account.id, csrf, utcnow())
+    return StaffContext(account.id, account.name, account.role, token_hash(token), csrf), token
 
 
 async def session_context(

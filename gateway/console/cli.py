@@ -16,7 +16,7 @@ from rich.table import Table
 from sqlalchemy.exc import IntegrityError
 
 from gateway.cli.context import console, database
-from gateway.console.auth import check_name, hash_password
+from gateway.console.accounts import StaffExistsError, add_staff_account
 from gateway.console.models import StaffAccount, StaffRole
 from gateway.console.repository import StaffRepository
 from gateway.database import utcnow
@@ -65,27 +65,12 @@ def add(
 ) -> None:
     """Create a staff account (the password is asked for, or read from stdin)."""
     try:
-        check_name(name)
-        password_hash = hash_password(_read_password(password_stdin))
+        with database().sync_session.begin() as session:
+            view = _view(add_staff_account(session, name, role, _read_password(password_stdin)))
+    except (StaffExistsError, IntegrityError):
+        _fail(as_json, "staff.exists", f"a staff account named {name!r} already exists")
     except ValueError as exc:
         _fail(as_json, "staff.invalid", str(exc))
-    try:
-        with database().sync_session.begin() as session:
-            staff = StaffRepository(session)
-            if staff.by_name(name) is not None:
-                _fail(as_json, "staff.exists", f"a staff account named {name!r} already exists")
-            account = staff.add(
-                StaffAccount(
-                    name=name,
-                    role=role.value,
-                    password_hash=password_hash,
-                    created_at=utcnow(),
-                    failed_logins=0,
-                )
-            )
-            view = _view(account)
-    except IntegrityError:
-        _fail(as_json, "staff.exists", f"a staff account named {name!r} already exists")
     if as_json:
         typer.echo(json.dumps(view))
     else:

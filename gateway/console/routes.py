@@ -36,13 +36,14 @@ from gateway.console.auth import (
     LoginRequiredError,
     StaffContext,
     admin_staff,
+    check_login,
     checked_form,
     cookie_policy,
     current_staff,
-    log_in,
     log_out,
     login_form,
     new_token,
+    open_session,
     session_context,
 )
 from gateway.console.schemas import AuditFilters, Cursor, SubjectFilter
@@ -274,7 +275,7 @@ def _login_page(
         error=error,
         notice=notice,
     )
-    response.set_cookie(policy.login_cookie, token, **policy.options())  # type: ignore[arg-type]
+    policy.set(response, policy.login_cookie, token)
     return response
 
 
@@ -294,26 +295,28 @@ async def login(request: Request, form: FormData = Depends(login_form)) -> Respo
     password = form.get("password")
     name = name.strip().lower() if isinstance(name, str) else ""
     password = password if isinstance(password, str) else ""
-    outcome = await log_in(_db(request), name, password)
+    checked = await check_login(_db(request), name, password)
     client_id = f"staff:{name}" if NAME_PATTERN.fullmatch(name) else "staff:(invalid)"
-    if outcome.context is None or outcome.token is None:
+    if checked.account is None:
         await service.record_staff_action(
-            request, client_id, "staff.login", "refused", 401, reason_code=outcome.failure
+            request, client_id, "staff.login", "refused", 401, reason_code=checked.failure
         )
-        log.info("console_login_refused", reason=outcome.failure)
+        log.info("console_login_refused", reason=checked.failure)
         message = (
             "Ce compte est temporairement verrouillé après plusieurs échecs. Réessayez plus tard."
-            if outcome.failure == "login.locked"
+            if checked.failure == "login.locked"
             else "Identifiant ou mot de passe incorrect."
         )
         return _login_page(request, status=401, error=message, next_path=form.get("next"))
+    # Recorded before the session exists: a login the trail cannot record opens nothing.
     await service.record_staff_action(request, client_id, "staff.login", "granted", 303)
-    log.info("console_login", staff=outcome.context.name)
+    context, token = await open_session(_db(request), checked.account)
+    log.info("console_login", staff=context.name)
     policy = cookie_policy(_settings(request))
     response = _see_other(_safe_next(form.get("next")))
     # A session cookie (no Max-Age): closing the browser ends it on the client side too.
-    response.set_cookie(policy.session_cookie, outcome.token, **policy.options())  # type: ignore[arg-type]
-    response.delete_cookie(policy.login_cookie, path="/", secure=policy.secure, httponly=True)
+    policy.set(response, policy.session_cookie, token)
+    policy.clear(response, policy.login_cookie)
     return response
 
 
@@ -329,9 +332,7 @@ async def logout(
     )
     policy = cookie_policy(_settings(request))
     response = _see_other(f"{PREFIX}/login?out=1")
-    response.delete_cookie(
-        policy.session_cookie, path="/", secure=policy.secure, httponly=True, samesite="strict"
-    )
+    policy.clear(response, policy.session_cookie)
     return response
 
 
@@ -647,9 +648,13 @@ async def habilitations(request: Request, staff: StaffContext = Depends(admin_st
 
 
 def dsfr_directory(settings: Settings) -> Path:
+    """Where the DSFR's dist/ folder is: the setting, else the repository's node_modules, else
+    a copy shipped inside the package (``static/dsfr``, as a container image may build it)."""
     if settings.dsfr_dir is not None:
         return settings.dsfr_dir
-    return Path(gateway.__file__).resolve().parent.parent / "node_modules/@gouvfr/dsfr/dist"
+    checkout = Path(gateway.__file__).resolve().parent.parent / "node_modules/@gouvfr/dsfr/dist"
+    packaged = HERE / "static" / "dsfr"
+    return packaged if not checkout.is_dir() and packaged.is_dir() else checkout
 
 
 def install_console(app: FastAPI, settings: Settings) -> None:

@@ -101,7 +101,7 @@ def prepare(settings: Settings) -> Prepared:
             seeded = f"reference store already holds {accounts:,} people"
         with db.sync_session.begin() as session:
             credentials = set_up_partners(session, settings, key_directory(settings))
-        login = ensure_demo_staff(db)
+        login = ensure_demo_staff(db, key_directory(settings))
     finally:
         db.sync_engine.dispose()
     return Prepared(settings, credentials, cast(DEMO_SEED, DEMO_PERSONS), seeded, login)

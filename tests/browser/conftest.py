@@ -7,59 +7,33 @@ suite) and its own server, seeded with partners whose requests went through the 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import os
-import shutil
-import socket
 import threading
 import time
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 import uvicorn
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    NIR,
+    REPORT_CSP_VIOLATIONS,
+    Site,
+    free_port,
+    run_in_thread,
+    seed_history,
+    seed_requests,
+)
 from playwright.sync_api import Browser, Page, sync_playwright
-from sqlalchemy import select
 
 from gateway.app import create_app
-from gateway.audit import AuditEntry, AuditWriter, Pseudonymiser
 from gateway.database import Database
-from gateway.identifiers import siren_with_checksum
-from gateway.partners.models import Partner as PartnerRow
 from gateway.settings import Settings
 from tests.factories import create_account, create_declaration, create_ingestion_run
 from tests.gateway.console.console_support import add_default_staff
-from tests.gateway.pipeline.pipeline_support import Partner, make_partner
-
-CHROMIUM = (
-    os.environ.get("GATEWAY_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-)
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
-XSS_CASE_REFERENCE = "<script>window.__pwned = 1</script><img src=x onerror=alert(1)>"
-NIR = "269054958815780"
-REPORT_CSP_VIOLATIONS = """
-document.addEventListener('securitypolicyviolation', (event) => {
-  const target = event.target && event.target.outerHTML ? event.target.outerHTML.slice(0, 200) : '';
-  window.__reportCspViolation(
-    `${event.violatedDirective} ${event.sourceFile}:${event.lineNumber}:${event.columnNumber} `
-    + `sample=${event.sample} target=${target} page=${location.pathname}`);
-});
-"""
+from tests.gateway.pipeline.pipeline_support import make_partner
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -71,8 +45,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope, not session: while Playwright's sync API runs, this thread counts as
+    # running an event loop, which the async tests collected after these would trip over.
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
@@ -81,98 +57,9 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-@dataclass
-class Site:
-    """A running gateway with seeded data: ``url`` is its base URL."""
-
-    url: str
-    db: Database
-    settings: Settings
-    nir: str
-    siren: str
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _seed_history(site: Site, caf: Partner) -> None:
-    """A month of the CAF's older traffic about other people: more than one page.
-
-    Written before the server starts, so that the sealer seals it in its first batch: records
-    dated long before a checkpoint and sealed after it are what ``verify`` calls backdated.
-    """
-    with site.db.sync_session() as session:
-        caf_id = session.scalar(select(PartnerRow.id).where(PartnerRow.name == caf.name))
-    pseudonymiser = Pseudonymiser(site.db, site.settings)
-    start = dt.datetime(2026, 3, 2, 8, tzinfo=dt.UTC)
-    async with AuditWriter(site.db) as writer:
-        entries = [
-            AuditEntry(
-                request_id=f"seed-{index:04d}",
-                operation="get_turnover",
-                outcome="granted",
-                http_status=200,
-                occurred_at=start + dt.timedelta(hours=7 * index),
-                client_id=caf.client_id,
-                partner_id=caf_id,
-                connector="turnover",
-                connector_version=2,
-                purpose="RSA_INSTRUCTION",
-                recipient="21750001600019",
-                legal_basis="Code de la sécurité sociale, art. L. 114-8",
-                case_reference=f"RSA-2026-{index:04d}",
-                subjects=[
-                    await pseudonymiser.subject("siren", siren_with_checksum(f"{73282932 + index}"))
-                ],
-            )
-            for index in range(60)
-        ]
-        for entry in entries:
-            await writer.write(entry)
-    await site.db.async_engine.dispose()
-
-
-async def _seed_requests(site: Site, caf: Partner, job_centre: Partner, cnam: Partner) -> None:
-    """Disclosures of the person through the real pipeline, a consent and a refusal."""
-    async with httpx.AsyncClient(base_url=site.url, timeout=10) as http:
-        url = f"/api/v2/turnover/{site.siren}?from=2026-01&to=2026-03"
-        headers = await caf.headers(http, "turnover:read", **{"Case-Reference": XSS_CASE_REFERENCE})
-        assert (await http.get(url, headers=headers)).status_code == 200
-        consent = await http.post(
-            "/api/v1/consents",
-            json={
-                "subject": {"nir": site.nir},
-                "scopes": ["turnover:read"],
-                "purpose": "RSA_INSTRUCTION",
-                "evidence": "Formulaire signé, dossier 2026-000123",
-                "expires_at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=90)).isoformat(),
-            },
-            headers=await caf.headers(http, "consent:write"),
-        )
-        assert consent.status_code == 201, consent.text
-        headers = await job_centre.headers(
-            http, "turnover:read", purpose="JOB_SEEKING", **{"Case-Reference": "PE-2026-77"}
-        )
-        assert (await http.get(url, headers=headers)).status_code == 200
-        # Refused before the person is known (purpose), and refused about them (no consent).
-        refused = await job_centre.headers(http, "turnover:read", purpose="RSA_INSTRUCTION")
-        assert (await http.get(url, headers=refused)).status_code == 403
-        refused = await cnam.headers(http, "turnover:read")
-        assert (await http.get(url, headers=refused)).status_code == 403
-
-
-def _run(coroutine: Coroutine[Any, Any, None]) -> None:
-    # Playwright's sync API owns this thread's event loop: run from another thread.
-    with ThreadPoolExecutor(1) as executor:
-        executor.submit(asyncio.run, coroutine).result()
-
-
 @pytest.fixture
 def site(settings: Settings) -> Iterator[Site]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     live = settings.model_copy(update={"issuer": url, "log_level": "warning"})
     db = Database(live.database_url)
@@ -191,7 +78,7 @@ def site(settings: Settings) -> Iterator[Site]:
     job_centre.grant("turnover:read", purposes=["JOB_SEEKING"])
     cnam = make_partner(db, live, "CNAM", "cnam")
     cnam.grant("turnover:read", consent_required=True)
-    _run(_seed_history(current, caf))
+    run_in_thread(seed_history(current, caf))
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(live),
@@ -210,7 +97,7 @@ def site(settings: Settings) -> Iterator[Site]:
             raise RuntimeError("the gateway did not start")
         time.sleep(0.02)
     try:
-        _run(_seed_requests(current, caf, job_centre, cnam))
+        run_in_thread(seed_requests(current, caf, job_centre, cnam))
         yield current
     finally:
         server.should_exit = True
@@ -242,10 +129,3 @@ def page(browser: Browser, site: Site) -> Iterator[Page]:
     context.close()
     assert violations == [], "the page broke its Content-Security-Policy"
     assert dialogs == [], "a script injected into the page ran"
-
-
-def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    # caret="initial": hiding the caret makes Playwright inject a style, which the page's CSP
-    # (rightly) blocks and reports.
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, caret="initial")

@@ -10,7 +10,7 @@ import csv
 import io
 import re
 
-from conftest import XSS_CASE_REFERENCE, Site, screenshot
+from browser_support import XSS_CASE_REFERENCE, Site, screenshot
 from playwright.sync_api import Page, expect
 
 from tests.gateway.console.console_support import ADMIN, AUDITOR

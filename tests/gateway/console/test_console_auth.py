@@ -285,3 +285,18 @@ async def test_every_page_carries_the_strict_policy_and_no_inline_script(
         assert not re.search(r"\son[a-z]+\s*=", html), f"inline handler in {path}"
         assert not re.search(r"\sstyle\s*=", html), f"inline style in {path}"
         assert "<style" not in html
+
+
+async def test_a_login_the_trail_cannot_record_opens_no_session(
+    http: httpx.AsyncClient, app: FastAPI, db: Database
+) -> None:
+    page = await http.get("/console/login")
+    await app.state.audit.writer.stop()
+    response = await http.post(
+        "/console/login",
+        data={"csrf_token": csrf_of(page.text), "name": AUDITOR[0], "password": AUDITOR[1]},
+    )
+    assert response.status_code == 503
+    assert "gateway_console=" not in response.headers.get("set-cookie", "")
+    with db.sync_session() as session:
+        assert session.scalars(select(StaffSession)).all() == []
