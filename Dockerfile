@@ -4,7 +4,9 @@
 #         (podman: add --format docker, or the OCI format drops the HEALTHCHECK)
 # The base is an argument so the image can be built from an internal mirror or a locally
 # built Debian image; builder and runtime must use the same base, because the virtualenv
-# copied between them points at that base's Python interpreter.
+# copied between them points at that base's Python interpreter. NODE_IMAGE is an argument for
+# the same reasons; it only runs `npm ci` in the assets stage, so any image with node and npm
+# will do (@gouvfr/dsfr asks for node 20.19+; older ones build it with an EBADENGINE warning).
 
 ARG BASE_IMAGE=python:3.12-slim
 ARG NODE_IMAGE=node:20-slim
@@ -16,9 +18,14 @@ ARG NODE_IMAGE=node:20-slim
 FROM ${NODE_IMAGE} AS assets
 WORKDIR /assets
 COPY package.json package-lock.json ./
+# Source maps are two thirds of dist/ (about 57 of 86 MB) and only serve browser devtools; the
+# unminified files stay for debugging. The licence travels with the files it covers (MIT, with
+# restricted use of the Marianne font).
 RUN npm ci --ignore-scripts --no-audit --no-fund \
     && mkdir dsfr \
-    && cp -r node_modules/@gouvfr/dsfr/dist/. dsfr/
+    && cp -r node_modules/@gouvfr/dsfr/dist/. dsfr/ \
+    && cp node_modules/@gouvfr/dsfr/LICENSE.md dsfr/ \
+    && find dsfr -name '*.map' -delete
 
 # ---------------------------------------------------------------------------------------------
 # builder: wheels of the project and of every dependency, installed into /opt/gateway

@@ -54,11 +54,13 @@ def add_events(space: Workspace, wanted: int) -> int:
             effective = f"a.affiliation_date + {step * 29}"
         else:
             effective = f"date(a.affiliation_date, '+{step * 29} days')"
+        # A seeded event may fall on the same day: skipped, the next step makes up for it.
         statement = text(
             "INSERT INTO status_event (account_id, event, effective_date, detail, recorded_at) "  # noqa: S608
-            f"SELECT a.id, 'regime_change', {effective}, "
+            f"SELECT * FROM (SELECT a.id, 'regime_change', {effective}, "
             f"CASE WHEN {step} % 2 = 1 THEN 'classique' ELSE 'micro' END, CURRENT_TIMESTAMP "
-            "FROM account a ORDER BY a.id LIMIT :limit"
+            "FROM account a ORDER BY a.id LIMIT :limit) AS added WHERE true "
+            "ON CONFLICT DO NOTHING"
         )
         with space.engine.begin() as conn:
             present += conn.execute(statement, {"limit": wanted - present}).rowcount

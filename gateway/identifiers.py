@@ -13,6 +13,7 @@ like a NIR, whether or not its key is right, since a mistyped NIR is still perso
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Literal
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "parse_siret",
     "siren_with_checksum",
     "siret_with_checksum",
+    "token_not_nir_shaped",
 ]
 
 IdentifierKind = Literal["nir", "siren", "siret"]
@@ -220,6 +222,19 @@ def mask_nir(nir: str) -> str:
         if _NIR_LAYOUT.fullmatch(value):
             return value[0] + _MASKED_TAIL
     return "*" + _MASKED_TAIL
+
+
+def token_not_nir_shaped(make: Callable[[], str]) -> str:
+    """A random token from ``make`` in which no run of characters looks like a NIR.
+
+    Identifiers the gateway issues (request ids, client ids) travel through logs and audit
+    records, where anything NIR-shaped is masked: one that happened to contain such a run
+    would no longer match itself there.
+    """
+    while True:
+        token = make()
+        if not NIR_SHAPE.search(token):
+            return token
 
 
 def is_nir_shaped(text: str) -> bool:

@@ -10,6 +10,8 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.identifiers import token_not_nir_shaped
+
 REQUEST_ID_HEADER = "x-request-id"
 _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -68,4 +70,4 @@ def _request_id_from(scope: Scope) -> str:
             if _ACCEPTABLE_REQUEST_ID.match(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    return token_not_nir_shaped(lambda: uuid.uuid4().hex)

@@ -19,7 +19,7 @@ Nir = Annotated[
     AfterValidator(parse_nir),
     Field(
         description="NIR: 13 characters and a 2-digit key (Corsica: 2A/2B). Only ever in a body.",
-        examples=["2 69 05 49 588 157 80"],
+        examples=["1 80 01 99 999 001 68"],
     ),
 ]
 

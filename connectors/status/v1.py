@@ -129,7 +129,7 @@ class StatusSearchV1(BaseModel):
     """A lookup by NIR: the NIR goes in the body, never in a URL."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"nir": "269054958815780"}]}
+        extra="forbid", json_schema_extra={"examples": [{"nir": "180019999900168"}]}
     )
 
     nir: Nir

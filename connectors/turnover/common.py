@@ -35,12 +35,13 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Query
 from sqlalchemy import ScalarSelect, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors.kit import InvalidRequest, Subject, SubjectNotFound
+from connectors.kit import InvalidRequest, Subject, SubjectNotFound, YearMonth
 from gateway.reference.models import Account, IngestionRun, Regime, TurnoverDeclaration
 
 SOURCE = "URSSAF — reference store"
@@ -346,3 +347,13 @@ def _periods(
         covered.add(month)
     periods.sort(key=lambda period: (period.first, period.months))
     return tuple(periods)
+
+
+# Query parameters of the lookup by SIREN, the same in every version.
+FromQuery = Annotated[
+    YearMonth | None,
+    Query(alias="from", description="First month (`YYYY-MM`); default: eleven months before `to`."),
+]
+ToQuery = Annotated[
+    YearMonth | None, Query(description="Last month (`YYYY-MM`); default: the current month.")
+]

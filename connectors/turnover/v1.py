@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated
 
-from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.kit import (
@@ -39,7 +37,9 @@ from connectors.kit import (
 )
 from connectors.turnover.common import (
     SOURCE,
+    FromQuery,
     PeriodicityCode,
+    ToQuery,
     Turnover,
     read_turnover,
     resolve_range,
@@ -146,7 +146,7 @@ class TurnoverSearchV1(BaseModel):
         extra="forbid",
         populate_by_name=True,
         json_schema_extra={
-            "examples": [{"nir": "269054958815780", "from": "2026-01", "to": "2026-06"}]
+            "examples": [{"nir": "180019999900168", "from": "2026-01", "to": "2026-06"}]
         },
     )
 
@@ -181,15 +181,6 @@ def _answer(turnover: Turnover) -> Disclosure[TurnoverAnswerV1]:
         periods=periods,
     )
     return Disclosure(body=body, subjects=turnover.subjects)
-
-
-FromQuery = Annotated[
-    YearMonth | None,
-    Query(alias="from", description="First month (`YYYY-MM`); default: eleven months before `to`."),
-]
-ToQuery = Annotated[
-    YearMonth | None, Query(description="Last month (`YYYY-MM`); default: the current month.")
-]
 
 
 @VERSION.operation(

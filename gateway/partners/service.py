@@ -31,7 +31,7 @@ from connectors.registry import VERSIONS
 from gateway.audit.schemas import LEGAL_BASIS_LENGTH as LEGAL_BASIS_MAX_LENGTH
 from gateway.database import utcnow
 from gateway.errors import ConflictError, NotFoundError, UnprocessableError
-from gateway.identifiers import InvalidIdentifierError, parse_siret
+from gateway.identifiers import InvalidIdentifierError, parse_siret, token_not_nir_shaped
 from gateway.partners.models import (
     ClientAuthMethod,
     Habilitation,
@@ -126,7 +126,7 @@ def create_client(
         raise UnprocessableError("client.expiry_invalid", "A credential must expire later.")
     partner = get_partner(session, partner_name)
     client = OAuthClient(
-        client_id="gw-" + secrets.token_hex(12),
+        client_id=token_not_nir_shaped(lambda: "gw-" + secrets.token_hex(12)),
         partner=partner,
         credential_expires_at=expires_at,
     )

@@ -45,9 +45,13 @@ def test_a_database_without_pool_arguments_keeps_its_former_pool(database_url: s
 
 
 def test_pool_arguments_are_ignored_on_sqlite(tmp_path: object) -> None:
-    # SQLite has no server to pool connections to: the arguments must not reach its engine.
-    db = Database(f"sqlite:///{tmp_path}/pool.db", pool_size=3, max_overflow=0)
+    # The embedded default keeps SQLAlchemy's own pool for SQLite files: the PostgreSQL
+    # sizing must not reach it.
+    default = Database(f"sqlite:///{tmp_path}/default.db")
+    sized = Database(f"sqlite:///{tmp_path}/sized.db", pool_size=3, max_overflow=0)
     try:
-        assert not isinstance(db.async_engine.pool, QueuePool)
+        assert type(sized.async_engine.pool) is type(default.async_engine.pool)
+        assert sized.async_engine.pool.status() == default.async_engine.pool.status()
     finally:
-        db.sync_engine.dispose()
+        default.sync_engine.dispose()
+        sized.sync_engine.dispose()

@@ -35,6 +35,7 @@ from gateway.identifiers import (
     parse_siret,
     siren_with_checksum,
     siret_with_checksum,
+    token_not_nir_shaped,
 )
 
 # No deadline: a loaded CI runner must not turn a slow example into a failure.
@@ -542,3 +543,8 @@ def test_error_is_a_value_error_and_survives_pickling() -> None:
     assert error.reason == "the NIR key does not match its number"
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
     assert (copy.kind, copy.code, copy.reason) == (error.kind, error.code, error.reason)
+
+
+def test_issued_tokens_never_look_like_a_nir() -> None:
+    made = iter(["gw-5fa622545785437388d4b7ec", "gw-5fabcdefabcdefabcdefabcd"])
+    assert token_not_nir_shaped(lambda: next(made)) == "gw-5fabcdefabcdefabcdefabcd"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -453,18 +452,8 @@ async def test_batch_of_ten_thousand_is_answered_in_few_queries(
     assert len(asked) == MAX_BATCH_ITEMS
     request = _batch(*asked)
 
-    started = time.perf_counter()
     async with connect() as ctx:
         disclosure = await batch_attestations(body=request, ctx=ctx)
-    elapsed = time.perf_counter() - started
-    unsigned = elapsed - signer.seconds
-    # Worth seeing when run with -s: the cost of signing 10,000 attestations.
-    print(
-        f"\n10,000-item CFP batch: {elapsed:.2f} s in all, {signer.signed} signatures in "
-        f"{signer.seconds:.2f} s, {unsigned:.2f} s for the queries and the rest"
-    )
-    # Generous for a loaded CI machine; locally this is a few hundred milliseconds.
-    assert unsigned < 2.0
 
     answer = disclosure.body
     assert len(answer.items) == MAX_BATCH_ITEMS

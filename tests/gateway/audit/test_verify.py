@@ -7,7 +7,6 @@ tables, with the append-only triggers out of the way (``as_attacker``).
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 from audit_factories import (
@@ -29,7 +28,7 @@ from gateway.audit import (
     verify_trail,
 )
 from gateway.audit.chain import checkpoint_payload
-from gateway.audit.models import AuditRecord, AuditSeal, AuditSubjectEntry
+from gateway.audit.models import AuditSeal
 from gateway.database import Database, utcnow
 
 SEALED_TABLES = ("audit_record", "audit_subject", "audit_seal", "audit_checkpoint")
@@ -293,46 +292,3 @@ def test_a_record_taken_out_of_the_sealing_queue_is_named(
     assert_names(report, "record.unqueued", hidden)
     assert report.problem is not None
     assert report.problem.request_id == "req-000503"
-
-
-def test_verify_is_fast(db: Database, signer: Es256CheckpointSigner) -> None:
-    """Target: 50,000 records per second on SQLite; asserted loosely, measured in benchmarks."""
-    if db.sync_engine.dialect.name != "sqlite":
-        pytest.skip("timed on SQLite only")
-    now = utcnow()
-    total = 20_000
-    with db.sync_engine.begin() as conn:
-        rows = [
-            {
-                "occurred_at": now,
-                "request_id": f"bulk-{i}",
-                "operation": "data.disclosed",
-                "outcome": "granted",
-                "http_status": 200,
-                "partner_id": 3,
-                "purpose": "rsa.instruction",
-            }
-            for i in range(total)
-        ]
-        conn.execute(insert(AuditRecord), rows)
-        conn.execute(
-            insert(AuditSubjectEntry),
-            [
-                {
-                    "record_id": i,
-                    "subject_kind": "nir",
-                    "pseudonym": f"{i:064x}",
-                    "key_id": "pk-test",
-                    "occurred_at": now,
-                }
-                for i in range(1, total + 1)
-            ],
-        )
-        conn.execute(text("INSERT INTO audit_pending (record_id) SELECT id FROM audit_record"))
-    run_sealer_once(db.sync_engine, signer)
-    started = time.perf_counter()
-    report = verify_trail(db.sync_engine, signer)
-    rate = total / (time.perf_counter() - started)
-    assert report.ok, report.problem
-    assert report.records == total
-    assert rate > 10_000, f"verify ran at {rate:.0f} records/s"
