@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -133,8 +134,15 @@ async def audit_subjects(db: Database, record_id: int | None = None) -> list[Aud
         return list((await session.scalars(query)).all())
 
 
+HEX_DIGEST = re.compile(r"\b[0-9a-f]{64}\b")
+
+
 def dump_audit_tables(db: Database) -> str:
-    """Every audit and consent row as text, to scan for identifiers in clear."""
+    """Every audit and consent row as text, to scan for identifiers in clear.
+
+    Pseudonyms and digests are replaced first: 64 random hex digits may hold a run of 15
+    digits shaped like a NIR without being one.
+    """
     chunks: list[Any] = []
     with db.sync_engine.connect() as conn:
         for table in (
@@ -145,7 +153,7 @@ def dump_audit_tables(db: Database) -> str:
             "consent_event",
         ):
             chunks.extend(conn.execute(text(f"SELECT * FROM {table}")).all())  # noqa: S608
-    return "\n".join(repr(tuple(row)) for row in chunks)
+    return HEX_DIGEST.sub("<hex>", "\n".join(repr(tuple(row)) for row in chunks))
 
 
 def today() -> dt.date:
