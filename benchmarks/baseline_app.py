@@ -23,6 +23,7 @@ from connectors.cfp.v1 import get_attestation
 from connectors.kit import ConnectorContext, ConnectorError, Disclosure, Siren, YearMonth
 from connectors.status.v1 import status_by_siren
 from connectors.turnover.v2 import turnover_by_siren
+from gateway.app import telemetry_config
 from gateway.database import Database, utcnow
 from gateway.pipeline.services import connector_services
 from gateway.settings import get_settings
@@ -47,18 +48,23 @@ def create_app() -> FastAPI:
             yield
         await db.dispose()
 
-    app = FastAPI(lifespan=lifespan)
+    # FastAPI's telemetry as the gateway has it (off unless configured), so both pay the same.
+    app = FastAPI(lifespan=lifespan, telemetry=telemetry_config(settings.telemetry))
 
     async def answer(read: Callable[[ConnectorContext], Awaitable[Disclosure[Any]]]) -> Response:
         now = utcnow()
-        async with db.session() as session:
-            context = ConnectorContext(
-                session=session, today=now.date(), now=now, partner_kind="caf", services=services
-            )
-            try:
-                disclosure = await read(context)
-            except ConnectorError as exc:
-                return JSONResponse({"code": exc.code}, status_code=exc.status)
+        context = ConnectorContext(
+            reader=db.reader,
+            open_session=db.session,
+            today=now.date(),
+            now=now,
+            partner_kind="caf",
+            services=services,
+        )
+        try:
+            disclosure = await read(context)
+        except ConnectorError as exc:
+            return JSONResponse({"code": exc.code}, status_code=exc.status)
         body: BaseModel = disclosure.body
         return Response(body.model_dump_json(), media_type=JSON)
 

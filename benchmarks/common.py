@@ -479,14 +479,17 @@ def start_server(
 
 
 def start_gateway(
-    space: Workspace, env: Mapping[str, str] | None = None, name: str = "gateway"
+    space: Workspace,
+    env: Mapping[str, str] | None = None,
+    name: str = "gateway",
+    workers: int = 1,
 ) -> tuple[Server, str]:
-    """``gateway serve`` on a free port, one worker; returns the server and its issuer."""
+    """``gateway serve`` on a free port (one worker by default); the server and its issuer."""
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     server = start_server(
         name,
-        [GATEWAY, "serve", "--port", str(port), "--workers", "1"],
+        [GATEWAY, "serve", "--port", str(port), "--workers", str(workers)],
         space.env(issuer, **(env or {})),
         port,
         space.folder / f"{name}.log",
@@ -666,7 +669,8 @@ class CpuMeter:
 
     def _read(self) -> tuple[float, float, float]:
         database = tree_cpu_seconds(self.database_pid) if self.database_pid else 0.0
-        return machine_busy_seconds(), process_cpu_seconds(self.server_pid), database
+        # The server's process tree: its workers and the audit sealer beside them.
+        return machine_busy_seconds(), tree_cpu_seconds(self.server_pid), database
 
     def start(self) -> None:
         self._start = self._read()

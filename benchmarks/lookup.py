@@ -212,7 +212,7 @@ def _aware(value: Any) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def start_baseline(space: Workspace) -> Server:
+def start_baseline(space: Workspace, workers: int = 1) -> Server:
     port = free_port()
     return start_server(
         "baseline",
@@ -225,7 +225,7 @@ def start_baseline(space: Workspace) -> Server:
             "--port",
             str(port),
             "--workers",
-            "1",
+            str(workers),
             "--no-access-log",
             "--log-level",
             "warning",
@@ -284,20 +284,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=5, help="seconds of warm-up per server")
     parser.add_argument("--connections", default="16,64,256", help="comma-separated levels")
     parser.add_argument("--profile", type=Path, help="also profile the gateway into this folder")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn workers of each server (same for both)"
+    )
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.connections.split(",")]
 
     results: dict[str, Any] = {"scenario": "lookup", "machine": machine()}
     with workspace(args) as space:
         results["backend"] = space.backend
+        results["workers_per_server"] = args.workers
         results["data"] = prepare_reference_store(space, args.persons)
         space.make_durable()
         results["database_settings"] = space.database_settings()
         drawn = sample(space)
         results["people_drawn"] = {kind: len(sirens) for kind, sirens in drawn.items()}
         partner = register_partner(space, SCOPES)
-        gateway, issuer = start_gateway(space, {"GATEWAY_ACCESS_TOKEN_LIFETIME_SECONDS": "3600"})
-        baseline = start_baseline(space)
+        gateway, issuer = start_gateway(
+            space, {"GATEWAY_ACCESS_TOKEN_LIFETIME_SECONDS": "3600"}, workers=args.workers
+        )
+        baseline = start_baseline(space, workers=args.workers)
         try:
             requests = write_requests(space.folder, drawn, fetch_tokens(partner, gateway, issuer))
             runs = []

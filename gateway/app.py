@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from connectors.registry import VERSIONS
 from gateway import health
@@ -35,6 +36,10 @@ def ensure_schema_current(db: Database) -> None:
     state = schema_state(db.sync_engine, db.url)
     if not state.is_current:
         raise SchemaBehindError(state.describe())
+
+
+def telemetry_config(enabled: bool) -> TelemetryConfig:
+    return {"tracing": enabled, "metrics": enabled, "logs": enabled}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Served by install_docs from installed assets: FastAPI's own pages load a CDN.
         docs_url=None,
         redoc_url=None,
+        telemetry=telemetry_config(settings.telemetry),
     )
     app.state.settings = settings
     app.state.db = db

@@ -1,8 +1,9 @@
 """Database access: plain URLs mapped to our drivers, engines, sessions and the model base.
 
 Partners configure a plain URL (``sqlite:///...`` or ``postgresql://...``); the gateway picks
-the drivers: the standard library's sqlite3 and aiosqlite for the embedded default, psycopg 3
-(sync and async) for PostgreSQL, so switching databases needs no other change.
+the drivers: the standard library's sqlite3 and aiosqlite for the embedded default; psycopg 3
+(sync: migrations, the CLI, COPY) and asyncpg (async: the server) for PostgreSQL, so
+switching databases needs no other change.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from gateway.reads import Reader, reader_for
 
 # Explicit constraint names keep migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -77,7 +80,7 @@ def driver_urls(url: str) -> tuple[URL, URL]:
     if backend in ("postgresql", "postgres"):
         return (
             parsed.set(drivername="postgresql+psycopg"),
-            parsed.set(drivername="postgresql+psycopg"),
+            parsed.set(drivername="postgresql+asyncpg"),
         )
     raise ValueError(f"unsupported database backend {backend!r}: use sqlite:// or postgresql://")
 
@@ -133,6 +136,7 @@ class Database:
         self.async_engine = make_async_engine(url, **pool)
         self.sync_session = sessionmaker(self.sync_engine, expire_on_commit=False)
         self.async_session = async_sessionmaker(self.async_engine, expire_on_commit=False)
+        self.reader: Reader = reader_for(self.async_engine)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

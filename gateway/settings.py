@@ -103,6 +103,16 @@ class Settings(BaseSettings):
     audit_seal_interval_seconds: float = Field(
         default=0.5, gt=0, description="Pause between two runs of the audit trail's sealer."
     )
+    telemetry: bool = Field(
+        default=False,
+        description="FastAPI's native OpenTelemetry (traces, metrics, logs) to the globally "
+        "configured providers. Off, no request pays for looking them up.",
+    )
+    audit_seal_in_process: bool = Field(
+        default=True,
+        description="Seal in a thread of the app's process. `gateway serve` turns it off and "
+        "runs `gateway audit seal --follow` as a process of its own beside its workers.",
+    )
     sunset_dates: dict[str, dt.date] = Field(
         default_factory=dict,
         description=(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from connectors.kit import ConnectorContext
 from gateway.database import Database
 from gateway.identifiers import nir_with_key, siren_with_checksum
+from gateway.reads import Reader
 from gateway.reference.models import (
     Account,
     AcreDecision,
@@ -209,15 +210,15 @@ def create_acre_decision(
 async def connector_context(
     db: Database, *, today: dt.date = dt.date(2026, 7, 15), partner_kind: str = "caf"
 ) -> AsyncIterator[ConnectorContext]:
-    """What the pipeline hands a connector operation: a fresh read session and the date."""
-    async with db.async_session() as session:
-        yield ConnectorContext(
-            session=session,
-            today=today,
-            now=dt.datetime.combine(today, dt.time(12), tzinfo=dt.UTC),
-            partner_kind=partner_kind,
-            services={},
-        )
+    """What the pipeline hands a connector operation: the database and the date."""
+    yield ConnectorContext(
+        reader=db.reader,
+        open_session=db.session,
+        today=today,
+        now=dt.datetime.combine(today, dt.time(12), tzinfo=dt.UTC),
+        partner_kind=partner_kind,
+        services={},
+    )
 
 
 class _NoDatabase:
@@ -226,6 +227,9 @@ class _NoDatabase:
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"the operation used the database ({name}) before refusing")
 
+    def __call__(self, *_args: Any) -> Any:
+        raise AssertionError("the operation opened a session before refusing")
+
 
 @asynccontextmanager
 async def offline_context(
@@ -233,7 +237,8 @@ async def offline_context(
 ) -> AsyncIterator[ConnectorContext]:
     """A connector context without a database: for checks that must happen before any read."""
     yield ConnectorContext(
-        session=cast(AsyncSession, _NoDatabase()),
+        reader=cast(Reader, _NoDatabase()),
+        open_session=cast(Callable[[], AbstractAsyncContextManager[AsyncSession]], _NoDatabase()),
         today=today,
         now=dt.datetime.combine(today, dt.time(12), tzinfo=dt.UTC),
         partner_kind=partner_kind,

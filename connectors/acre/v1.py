@@ -17,10 +17,10 @@ about the creation; an account affiliated long ago still gets its period.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import Integer, bindparam, select
 
 from connectors.acre.decision import Criterion, decide, exemption_period
 from connectors.acre.pole_emploi import PoleEmploiClient
@@ -34,7 +34,10 @@ from connectors.kit import (
     SubjectNotFound,
     UpstreamUnavailable,
 )
-from gateway.reference.models import Account, AcreDecision, AcreDecisionKind, IngestionRun
+from gateway.database import UtcDateTime
+from gateway.reads import Prepared
+from gateway.reference.freshness import loaded_at
+from gateway.reference.models import Account, AcreDecision, AcreDecisionKind
 
 SOURCE = "URSSAF"
 DATASET = "accounts"
@@ -109,7 +112,39 @@ class AcreProof(Provenance):
     decided_at: dt.datetime = Field(description="When URSSAF took this decision (UTC).")
 
 
-def _proof(siren: str, row: AcreDecision, as_of: dt.datetime | None) -> AcreProof:
+class StoredDecision(NamedTuple):
+    """A decision as :func:`_proof` reads it, in the order of ``_DECISION_COLUMNS``."""
+
+    decision: str
+    criterion: str | None
+    exemption_start_date: dt.date | None
+    exemption_end_date: dt.date | None
+    evidence_source: str | None
+    evidence_reference: str | None
+    evidence_fetched_at: dt.datetime | None
+    evidence_digest: str | None
+    decided_at: dt.datetime
+
+
+_DECISION_COLUMNS = tuple(getattr(AcreDecision, name) for name in StoredDecision._fields)
+_ACCOUNT = Prepared(
+    select(Account.id, Account.nir, Account.affiliation_date, loaded_at(DATASET)).where(
+        Account.siren == bindparam("siren")
+    )
+)
+# The latest decision of the account taken since ``since``, to reuse within ``REUSE_FOR``.
+_RECENT_DECISION = Prepared(
+    select(*_DECISION_COLUMNS)
+    .where(
+        AcreDecision.account_id == bindparam("account_id", type_=Integer),
+        AcreDecision.decided_at > bindparam("since", type_=UtcDateTime()),
+    )
+    .order_by(AcreDecision.decided_at.desc(), AcreDecision.id.desc())
+    .limit(1)
+)
+
+
+def _proof(siren: str, row: StoredDecision | AcreDecision, as_of: dt.datetime | None) -> AcreProof:
     exemption = None
     if row.exemption_start_date is not None and row.exemption_end_date is not None:
         exemption = ExemptionPeriod(
@@ -156,46 +191,29 @@ async def get_proof(siren: Siren, ctx: ConnectorContext) -> Disclosure[AcreProof
     503 `upstream.unavailable` or `upstream.circuit_open`, 504 `upstream.timeout` when
     Pôle emploi cannot give a usable answer (nothing is stored then).
     """
-    session = ctx.session
-    account = (
-        await session.execute(
-            select(Account.id, Account.nir, Account.affiliation_date).where(Account.siren == siren)
-        )
-    ).one_or_none()
+    account = await ctx.reader.first(_ACCOUNT, siren=siren)
     if account is None:
         raise SubjectNotFound("subject.unknown", "No self-employed person has this SIREN.")
-    as_of = (
-        await session.execute(
-            select(func.max(IngestionRun.finished_at)).where(IngestionRun.dataset == DATASET)
-        )
-    ).scalar_one_or_none()
-    recent = (
-        await session.execute(
-            select(AcreDecision)
-            .where(
-                AcreDecision.account_id == account.id,
-                AcreDecision.decided_at > ctx.now - REUSE_FOR,
-            )
-            .order_by(AcreDecision.decided_at.desc(), AcreDecision.id.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+    account_id, nir, affiliation_date, as_of = account
+    recent = await ctx.reader.first(
+        _RECENT_DECISION, account_id=account_id, since=ctx.now - REUSE_FOR
+    )
     if recent is not None:
-        return Disclosure(body=_proof(siren, recent, as_of), subjects=[Subject("siren", siren)])
+        decision = StoredDecision(*recent)
+        return Disclosure(body=_proof(siren, decision, as_of), subjects=[Subject("siren", siren)])
 
     client = ctx.services.get(CLIENT_SERVICE)
     if not isinstance(client, PoleEmploiClient):
         raise UpstreamUnavailable("upstream.unavailable", "Pôle emploi is not configured.")
-    # End the read transaction before waiting on Pôle emploi (up to several seconds): holding
-    # it would keep a pooled connection idle in transaction for the whole call.
-    await session.rollback()
-    evidence = await client.job_seeker_status(account.nir, account.affiliation_date)
+    # No connection is held while waiting on Pôle emploi (up to several seconds): the reads
+    # above returned theirs to the pool, and a session takes one only to write.
+    evidence = await client.job_seeker_status(nir, affiliation_date)
     eligibility = decide(evidence.status)
     start = end = None
     if eligibility.decision is AcreDecisionKind.GRANTED:
-        start, end = exemption_period(account.affiliation_date)
+        start, end = exemption_period(affiliation_date)
     row = AcreDecision(
-        account_id=account.id,
+        account_id=account_id,
         decision=eligibility.decision.value,
         criterion=eligibility.criterion.value if eligibility.criterion else None,
         exemption_start_date=start,
@@ -206,6 +224,7 @@ async def get_proof(siren: Siren, ctx: ConnectorContext) -> Disclosure[AcreProof
         evidence_digest=evidence.digest,
         decided_at=max(ctx.now, evidence.fetched_at),
     )
-    session.add(row)
-    await session.commit()
+    async with ctx.open_session() as session:
+        session.add(row)
+        await session.commit()
     return Disclosure(body=_proof(siren, row, as_of), subjects=[Subject("siren", siren)])

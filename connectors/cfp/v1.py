@@ -14,12 +14,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, and_, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Integer, and_, bindparam, select
 
 from connectors.cfp.attestation import AttestationSigner, attestation_claims, signer_from
 from connectors.kit import (
@@ -34,7 +33,9 @@ from connectors.kit import (
     TooManyItems,
 )
 from gateway.identifiers import InvalidIdentifierError, parse_siren
-from gateway.reference.models import Account, CfpPayment, IngestionRun
+from gateway.reads import Prepared
+from gateway.reference.freshness import loaded_at
+from gateway.reference.models import Account, CfpPayment
 
 SOURCE = "URSSAF"
 DATASET = "cfp"
@@ -214,16 +215,37 @@ def _year_is_valid(year: int, today: dt.date) -> bool:
     return FIRST_YEAR <= year <= today.year
 
 
-def _latest_load() -> Select[dt.datetime | None]:
-    return select(func.max(IngestionRun.finished_at)).where(IngestionRun.dataset == DATASET)
+_LATEST_LOAD = Prepared(select(loaded_at(DATASET)))
+# The freshness rides along as a scalar subquery: one round trip for the whole answer; the
+# outer join tells an unknown SIREN (no row) from a year without contribution (null year).
+_ATTESTATION = Prepared(
+    select(Account.id, *_PAYMENT_COLUMNS, loaded_at(DATASET))
+    .select_from(Account)
+    .outerjoin(
+        CfpPayment,
+        and_(
+            CfpPayment.account_id == Account.id,
+            CfpPayment.year == bindparam("year", type_=Integer),
+        ),
+    )
+    .where(Account.siren == bindparam("siren"))
+)
 
 
-async def _as_of(session: AsyncSession) -> dt.datetime | None:
-    return (await session.execute(_latest_load())).scalar_one_or_none()
+class Payment(NamedTuple):
+    """A CFP payment row, in the order of ``_PAYMENT_COLUMNS``."""
+
+    year: int
+    fund: str
+    base: Decimal
+    rate: Decimal
+    amount_due: Decimal
+    amount_paid: Decimal
+    payment_date: dt.date | None
 
 
 def _attestation(
-    signer: AttestationSigner, issued_at: dt.datetime, siren: str, row: Any
+    signer: AttestationSigner, issued_at: dt.datetime, siren: str, row: Payment
 ) -> CfpAttestation:
     fully_paid = row.amount_paid >= row.amount_due
     claims = attestation_claims(
@@ -278,24 +300,16 @@ async def get_attestation(
             "year.invalid", f"The year must be between {FIRST_YEAR} and this year."
         )
     signer = signer_from(ctx.services)
-    # The freshness rides along as a scalar subquery: one round trip for the whole answer.
-    query = (
-        select(Account.id, *_PAYMENT_COLUMNS, _latest_load().scalar_subquery().label("as_of"))
-        .select_from(Account)
-        .outerjoin(CfpPayment, and_(CfpPayment.account_id == Account.id, CfpPayment.year == year))
-        .where(Account.siren == siren)
-    )
-    row = (await ctx.session.execute(query)).one_or_none()
+    row = await ctx.reader.first(_ATTESTATION, siren=siren, year=year)
     if row is None:
         raise SubjectNotFound("subject.unknown", "No self-employed person has this SIREN.")
-    if row.year is None:
+    payment, as_of = row[1:-1], row[-1]
+    if payment[0] is None:
         raise SubjectNotFound(
             "cfp.no_contribution_for_year", "No training contribution is recorded for this year."
         )
-    attestation = _attestation(signer, ctx.now, siren, row)
-    body = CfpAttestationAnswer.model_construct(
-        **attestation.__dict__, source=SOURCE, as_of=row.as_of
-    )
+    attestation = _attestation(signer, ctx.now, siren, Payment(*payment))
+    body = CfpAttestationAnswer.model_construct(**attestation.__dict__, source=SOURCE, as_of=as_of)
     return Disclosure(body=body, subjects=[Subject("siren", siren)])
 
 
@@ -347,7 +361,7 @@ async def batch_attestations(
     years = sorted({year for _, year in asked})
     wanted = sorted({siren for siren, _ in asked})
     known: set[str] = set()
-    payments: dict[tuple[str, int], Any] = {}
+    payments: dict[tuple[str, int], Payment] = {}
     if asked:
         # One round trip per chunk answers both questions: does the account exist (the outer
         # join keeps it) and which of the asked years it has a CFP row for.
@@ -359,10 +373,10 @@ async def batch_attestations(
                 .outerjoin(CfpPayment, join)
                 .where(Account.siren.in_(chunk))
             )
-            for row in await ctx.session.execute(query):
-                known.add(row.siren)
-                if row.year is not None:
-                    payments[(row.siren, row.year)] = row
+            for row in await ctx.reader.all(query):
+                known.add(row[0])
+                if row[1] is not None:
+                    payments[(row[0], row[1])] = Payment(*row[1:])
 
     results: list[CfpBatchResult] = []
     subjects: dict[str, Subject] = {}
@@ -404,6 +418,6 @@ async def batch_attestations(
         not_found=not_found,
         invalid=invalid,
         source=SOURCE,
-        as_of=await _as_of(ctx.session),
+        as_of=await ctx.reader.scalar(_LATEST_LOAD),
     )
     return Disclosure(body=answer, subjects=list(subjects.values()))

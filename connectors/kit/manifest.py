@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.reads import Reader
 
 SubjectKind = Literal["nir", "siren"]
 Model = TypeVar("Model", bound=BaseModel)
@@ -34,9 +37,15 @@ class Disclosure(Generic[Model]):
 
 @dataclass(frozen=True)
 class ConnectorContext:
-    """What the pipeline hands an operation: a read session and the facts of the request."""
+    """What the pipeline hands an operation: the database and the facts of the request.
 
-    session: AsyncSession
+    Reads go through ``reader`` (prepared statements, no transaction: see
+    :mod:`gateway.reads`). An operation that writes (ACRE records its decisions) opens a
+    session for it with ``open_session()``; none is made for the others.
+    """
+
+    reader: Reader
+    open_session: Callable[[], AbstractAsyncContextManager[AsyncSession]]
     today: dt.date
     now: dt.datetime
     partner_kind: str

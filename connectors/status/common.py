@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import ScalarSelect, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from connectors.kit import Subject, SubjectNotFound
-from gateway.reference.models import Account, IngestionRun, StatusEvent
+from gateway.reads import Prepared, Reader
+from gateway.reference.freshness import loaded_at
+from gateway.reference.models import Account, StatusEvent
 
 SOURCE = "URSSAF — reference store"
 STATUS_DATASETS = ("accounts", "status-events")
@@ -28,20 +30,6 @@ CATEGORY_LABELS = {
     "commercant": "Commerçant",
     "liberal": "Profession libérale",
 }
-
-
-def as_of(*datasets: str) -> ScalarSelect[dt.datetime]:
-    """When the datasets an answer reads were last loaded, as a column of the main query.
-
-    Riding along as a scalar subquery costs no round trip and is never stale, unlike a cache.
-    """
-    # ``dataset = :a OR dataset = :b`` rather than ``IN``: an IN list is re-rendered into the
-    # SQL at every execution (SQLAlchemy's expanding parameters), a cost paid on every lookup.
-    return (
-        select(func.max(IngestionRun.finished_at))
-        .where(or_(*(IngestionRun.dataset == dataset for dataset in datasets)))
-        .scalar_subquery()
-    )
 
 
 @dataclass(frozen=True)
@@ -64,53 +52,59 @@ class Status:
     as_of: dt.datetime | None
 
 
+def _status_query(identifier: InstrumentedAttribute[str]) -> Prepared:
+    """The account with this identifier and its events (one row per event), in one query."""
+    return Prepared(
+        select(
+            Account.siren,
+            Account.regime,
+            Account.category,
+            Account.affiliation_date,
+            Account.radiation_date,
+            Account.radiation_reason,
+            StatusEvent.event,
+            StatusEvent.effective_date,
+            StatusEvent.detail,
+            loaded_at(*STATUS_DATASETS),
+        )
+        .outerjoin(StatusEvent, StatusEvent.account_id == Account.id)
+        .where(identifier == bindparam("identifier"))
+        .order_by(StatusEvent.effective_date, StatusEvent.id)
+    )
+
+
+_BY_SIREN = _status_query(Account.siren)
+_BY_NIR = _status_query(Account.nir)
+
+
 async def read_status(
-    session: AsyncSession, *, siren: str | None = None, nir: str | None = None
+    reader: Reader, *, siren: str | None = None, nir: str | None = None
 ) -> Status:
-    """The account with this SIREN or NIR (exactly one given) and its events, in one query.
+    """The account with this SIREN or NIR (exactly one given) and its events.
 
     Raises ``SubjectNotFound("subject.unknown")`` when no account has the identifier.
     """
     if (siren is None) == (nir is None):
         raise ValueError("give exactly one of siren and nir")
-    rows = (
-        await session.execute(
-            select(
-                Account.siren,
-                Account.regime,
-                Account.category,
-                Account.affiliation_date,
-                Account.radiation_date,
-                Account.radiation_reason,
-                StatusEvent.event,
-                StatusEvent.effective_date,
-                StatusEvent.detail,
-                as_of(*STATUS_DATASETS),
-            )
-            .outerjoin(StatusEvent, StatusEvent.account_id == Account.id)
-            .where(Account.siren == siren if siren is not None else Account.nir == nir)
-            .order_by(StatusEvent.effective_date, StatusEvent.id)
-        )
-    ).all()
+    if siren is not None:
+        rows = await reader.all(_BY_SIREN, identifier=siren)
+    else:
+        rows = await reader.all(_BY_NIR, identifier=nir)
     if not rows:
         raise SubjectNotFound("subject.unknown", "No account is known for this identifier.")
-    first = rows[0]
-    subjects: tuple[Subject, ...] = (Subject("siren", first.siren),)
+    account_siren, regime, category, affiliation_date, radiation_date, reason = rows[0][:6]
+    subjects: tuple[Subject, ...] = (Subject("siren", account_siren),)
     if nir is not None:
         # Both identifiers, so the audit trail finds this disclosure by either of them.
         subjects = (Subject("nir", nir), *subjects)
     return Status(
-        siren=first.siren,
+        siren=account_siren,
         subjects=subjects,
-        regime=first.regime,
-        category=first.category,
-        affiliation_date=first.affiliation_date,
-        radiation_date=first.radiation_date,
-        radiation_reason=first.radiation_reason,
-        history=tuple(
-            Event(row.event, row.effective_date, row.detail)
-            for row in rows
-            if row.event is not None
-        ),
-        as_of=first[-1],
+        regime=regime,
+        category=category,
+        affiliation_date=affiliation_date,
+        radiation_date=radiation_date,
+        radiation_reason=reason,
+        history=tuple(Event(row[6], row[7], row[8]) for row in rows if row[6] is not None),
+        as_of=rows[0][-1],
     )

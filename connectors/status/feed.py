@@ -50,8 +50,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import BigInteger, Text, cast, func, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import BigInteger, Integer, Text, bindparam, cast, func, select, tuple_
 
 from connectors.kit import (
     ConnectorContext,
@@ -61,7 +60,9 @@ from connectors.kit import (
     Provenance,
     Subject,
 )
-from connectors.status.common import SOURCE, as_of
+from connectors.status.common import SOURCE
+from gateway.reads import Prepared, Reader
+from gateway.reference.freshness import loaded_at
 from gateway.reference.models import Account, StatusEvent
 
 VERSION = ConnectorVersion(
@@ -162,10 +163,7 @@ def decode_cursor(cursor: str) -> Position:
     return value[0], value[1]
 
 
-async def read_events(
-    session: AsyncSession, after: Position, limit: int
-) -> tuple[list[StatusFeedEventV1], Position, dt.datetime | None]:
-    """Up to ``limit`` events after ``after``, the position of the last one, and ``as_of``."""
+def _feed_query(*, below_horizon: bool) -> Prepared:
     query = (
         select(
             StatusEvent.tx_id,
@@ -175,34 +173,50 @@ async def read_events(
             StatusEvent.effective_date,
             StatusEvent.detail,
             StatusEvent.recorded_at,
-            as_of(*FEED_DATASETS),
+            loaded_at(*FEED_DATASETS),
         )
         .join(Account, Account.id == StatusEvent.account_id)
-        .where(tuple_(StatusEvent.tx_id, StatusEvent.id) > tuple_(after[0], after[1]))
+        .where(
+            tuple_(StatusEvent.tx_id, StatusEvent.id)
+            > tuple_(bindparam("after_tx", type_=BigInteger), bindparam("after_id", type_=Integer))
+        )
         .order_by(StatusEvent.tx_id, StatusEvent.id)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if below_horizon:
         # See the module docstring: nothing at or above the oldest running transaction.
         horizon = cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger)
         query = query.where(StatusEvent.tx_id < horizon)
-    rows = (await session.execute(query)).all()
+    return Prepared(query)
+
+
+_FEED = _feed_query(below_horizon=False)
+_FEED_POSTGRESQL = _feed_query(below_horizon=True)
+_AS_OF = Prepared(select(loaded_at(*FEED_DATASETS)))
+
+
+async def read_events(
+    reader: Reader, after: Position, limit: int
+) -> tuple[list[StatusFeedEventV1], Position, dt.datetime | None]:
+    """Up to ``limit`` events after ``after``, the position of the last one, and ``as_of``."""
+    query = _FEED_POSTGRESQL if reader.dialect_name == "postgresql" else _FEED
+    rows = await reader.all(query, after_tx=after[0], after_id=after[1], limit=limit)
     events = [
         StatusFeedEventV1.model_validate(
             {
-                "id": row.id,
-                "siren": row.siren,
-                "event": row.event,
-                "effective_date": row.effective_date,
-                "detail": row.detail,
-                "recorded_at": row.recorded_at,
+                "id": event_id,
+                "siren": siren,
+                "event": event,
+                "effective_date": effective_date,
+                "detail": detail,
+                "recorded_at": recorded_at,
             }
         )
-        for row in rows
+        for _, event_id, siren, event, effective_date, detail, recorded_at, _ in rows
     ]
-    position = (rows[-1].tx_id, rows[-1].id) if rows else after
+    position = (rows[-1][0], rows[-1][1]) if rows else after
     # Every row carries the same ``as_of``; an empty page reads it on its own.
-    freshness = rows[0][-1] if rows else await session.scalar(select(as_of(*FEED_DATASETS)))
+    freshness = rows[0][-1] if rows else await reader.scalar(_AS_OF)
     return events, position, freshness
 
 
@@ -236,7 +250,7 @@ async def status_events(
             extra={"max_limit": MAX_LIMIT},
         )
     position = decode_cursor(after) if after is not None else START
-    events, next_position, freshness = await read_events(ctx.session, position, limit)
+    events, next_position, freshness = await read_events(ctx.reader, position, limit)
     # One subject per account whose data the page carries, each once, for the audit trail.
     subjects = [Subject("siren", siren) for siren in dict.fromkeys(e.siren for e in events)]
     body = StatusFeedPageV1(

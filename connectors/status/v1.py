@@ -178,7 +178,7 @@ async def status_by_siren(*, siren: Siren, ctx: ConnectorContext) -> Disclosure[
 
     404 code: `subject.unknown`.
     """
-    return _answer(await read_status(ctx.session, siren=siren))
+    return _answer(await read_status(ctx.reader, siren=siren))
 
 
 @VERSION.operation(
@@ -195,4 +195,4 @@ async def status_by_nir(
 
     404 code: `subject.unknown`.
     """
-    return _answer(await read_status(ctx.session, nir=body.nir))
+    return _answer(await read_status(ctx.reader, nir=body.nir))

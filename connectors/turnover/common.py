@@ -38,11 +38,13 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import Query
-from sqlalchemy import ScalarSelect, case, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Date, Integer, and_, bindparam, case, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from connectors.kit import InvalidRequest, Subject, SubjectNotFound, YearMonth
-from gateway.reference.models import Account, IngestionRun, Regime, TurnoverDeclaration
+from gateway.reads import Prepared, Reader
+from gateway.reference.freshness import loaded_at
+from gateway.reference.models import Account, Regime, TurnoverDeclaration
 
 SOURCE = "URSSAF — reference store"
 DATASETS = ("accounts", "turnover")
@@ -176,61 +178,68 @@ class Turnover:
     as_of: dt.datetime | None
 
 
-def _as_of() -> ScalarSelect[dt.datetime]:
-    # ``OR`` rather than ``IN``: an IN list is re-rendered into the SQL at every execution
-    # (SQLAlchemy's expanding parameters), a cost paid on every lookup.
-    return (
-        select(func.max(IngestionRun.finished_at))
-        .where(or_(*(IngestionRun.dataset == dataset for dataset in DATASETS)))
-        .scalar_subquery()
+def _turnover_query(identifier: InstrumentedAttribute[str]) -> Prepared:
+    """The account with this identifier and its declarations of a span, in one query.
+
+    The outer join keeps the account's row when it declared nothing in the span: one row with
+    the declaration's columns null.
+    """
+    in_span = and_(
+        TurnoverDeclaration.account_id == Account.id,
+        TurnoverDeclaration.period_start >= bindparam("first_day", type_=Date),
+        TurnoverDeclaration.period_start <= bindparam("last_day", type_=Date),
+    )
+    return Prepared(
+        select(
+            Account.id,
+            Account.siren,
+            Account.regime,
+            Account.radiation_date,
+            loaded_at(*DATASETS),
+            TurnoverDeclaration.periodicity,
+            TurnoverDeclaration.period_start,
+            TurnoverDeclaration.declared_at,
+            TurnoverDeclaration.sales_bic,
+            TurnoverDeclaration.services_bic,
+            TurnoverDeclaration.services_bnc,
+        )
+        .select_from(Account)
+        .outerjoin(TurnoverDeclaration, in_span)
+        .where(identifier == bindparam("identifier"))
+        .order_by(TurnoverDeclaration.period_start, TurnoverDeclaration.declared_at)
     )
 
 
+_BY_SIREN = _turnover_query(Account.siren)
+_BY_NIR = _turnover_query(Account.nir)
+
+
 async def read_turnover(
-    session: AsyncSession, *, months: MonthRange, siren: str | None = None, nir: str | None = None
+    reader: Reader, *, months: MonthRange, siren: str | None = None, nir: str | None = None
 ) -> Turnover:
     """The periods of ``months`` for the account with this SIREN or NIR (exactly one given)."""
     if (siren is None) == (nir is None):
         raise ValueError("give exactly one of siren and nir")
-    account_query = select(
-        Account.id,
-        Account.siren,
-        Account.regime,
-        Account.radiation_date,
-        _as_of(),
-    ).where(Account.siren == siren if siren is not None else Account.nir == nir)
-    account = (await session.execute(account_query)).one_or_none()
-    if account is None:
+    # A quarter starting up to two months before the range still touches it.
+    lookback = max(months.first - 2, _FIRST_MONTH)
+    span = {"first_day": month_first_day(lookback), "last_day": month_first_day(months.last)}
+    if siren is not None:
+        rows = await reader.all(_BY_SIREN, identifier=siren, **span)
+    else:
+        rows = await reader.all(_BY_NIR, identifier=nir, **span)
+    if not rows:
         raise SubjectNotFound("subject.unknown", "No account is known for this identifier.")
-    account_id, account_siren, regime, radiation_date, as_of = account
+    account_id, account_siren, regime, radiation_date, as_of, *_ = rows[0]
     subjects: tuple[Subject, ...] = (Subject("siren", account_siren),)
     if nir is not None:
         # Both identifiers, so the audit trail finds this disclosure by either of them.
         subjects = (Subject("nir", nir), *subjects)
 
-    # A quarter starting up to two months before the range still touches it.
-    lookback = max(months.first - 2, _FIRST_MONTH)
-    rows = (
-        await session.execute(
-            select(
-                TurnoverDeclaration.periodicity,
-                TurnoverDeclaration.period_start,
-                TurnoverDeclaration.declared_at,
-                TurnoverDeclaration.sales_bic,
-                TurnoverDeclaration.services_bic,
-                TurnoverDeclaration.services_bnc,
-            )
-            .where(
-                TurnoverDeclaration.account_id == account_id,
-                TurnoverDeclaration.period_start >= month_first_day(lookback),
-                TurnoverDeclaration.period_start <= month_first_day(months.last),
-            )
-            .order_by(TurnoverDeclaration.period_start, TurnoverDeclaration.declared_at)
-        )
-    ).all()
-
     declared: dict[tuple[PeriodicityCode, int], list[Declaration]] = {}
-    for stored, period_start, declared_at, sales_bic, services_bic, services_bnc in rows:
+    for row in rows:
+        stored, period_start, declared_at, sales_bic, services_bic, services_bnc = row[5:]
+        if period_start is None:
+            continue
         kind: PeriodicityCode = "quarterly" if stored == "quarterly" else "monthly"
         first = period_start.year * 12 + period_start.month - 1
         if kind == "quarterly":
@@ -261,7 +270,7 @@ async def read_turnover(
                 "The account is under the regime classique and declared no "
                 "micro-entrepreneur turnover in the requested range.",
             )
-        fallback = await _nearest_periodicity(session, account_id, months)
+        fallback = await _nearest_periodicity(reader, account_id, months)
 
     periods = _periods(months, declared, fallback)
     periodicity = _latest_periodicity(declared) or fallback
@@ -275,21 +284,29 @@ async def read_turnover(
     )
 
 
-async def _nearest_periodicity(
-    session: AsyncSession, account_id: int, months: MonthRange
-) -> PeriodicityCode | None:
-    """The periodicity of the latest declaration before the range, else the first after it."""
-    range_end = month_first_day(months.last)
-    before = TurnoverDeclaration.period_start <= range_end
-    periodicity = await session.scalar(
+def _nearest_periodicity_query() -> Prepared:
+    """The periodicity of the latest declaration before a day, else the first after it."""
+    before = TurnoverDeclaration.period_start <= bindparam("range_end", type_=Date)
+    return Prepared(
         select(TurnoverDeclaration.periodicity)
-        .where(TurnoverDeclaration.account_id == account_id)
+        .where(TurnoverDeclaration.account_id == bindparam("account_id", type_=Integer))
         .order_by(
             case((before, 0), else_=1),
             case((before, TurnoverDeclaration.period_start), else_=None).desc(),
             TurnoverDeclaration.period_start,
         )
         .limit(1)
+    )
+
+
+_NEAREST_PERIODICITY = _nearest_periodicity_query()
+
+
+async def _nearest_periodicity(
+    reader: Reader, account_id: int, months: MonthRange
+) -> PeriodicityCode | None:
+    periodicity = await reader.scalar(
+        _NEAREST_PERIODICITY, account_id=account_id, range_end=month_first_day(months.last)
     )
     if periodicity is None:
         return None

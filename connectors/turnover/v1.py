@@ -203,7 +203,7 @@ async def turnover_by_siren(
     `turnover.not_micro_entrepreneur`. 422: `range.invalid`.
     """
     months = resolve_range(from_, to, ctx.today)
-    return _answer(await read_turnover(ctx.session, months=months, siren=siren))
+    return _answer(await read_turnover(ctx.reader, months=months, siren=siren))
 
 
 @VERSION.operation(
@@ -222,4 +222,4 @@ async def turnover_by_nir(
     `turnover.not_micro_entrepreneur`. 422: `range.invalid`.
     """
     months = resolve_range(body.from_, body.to, ctx.today)
-    return _answer(await read_turnover(ctx.session, months=months, nir=body.nir))
+    return _answer(await read_turnover(ctx.reader, months=months, nir=body.nir))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import threading
 from typing import Annotated, Any
 
 import typer
@@ -14,7 +17,7 @@ from gateway.audit.pseudonym import Pseudonymiser
 from gateway.audit.purge import purge_before
 from gateway.audit.roles import app_role_grants
 from gateway.audit.schemas import SubjectKind
-from gateway.audit.sealer import run_sealer_once
+from gateway.audit.sealer import run_sealer_once, seal_until_stopped
 from gateway.audit.signing import KeyStoreCheckpointSigner, gateway_checkpoint_signer
 from gateway.audit.subject import identify, subject_history
 from gateway.audit.verify import verify_trail
@@ -36,8 +39,27 @@ def _print_json(document: dict[str, Any]) -> None:
 
 
 @audit_app.command("seal")
-def seal(as_json: JsonOption = False) -> None:
-    """Seal every committed record now (the server also does it every half second)."""
+def seal(
+    as_json: JsonOption = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="Keep sealing, every GATEWAY_AUDIT_SEAL_INTERVAL_SECONDS, until SIGTERM or "
+            "Ctrl-C; then seal once more and exit. `gateway serve` runs this beside its workers.",
+        ),
+    ] = False,
+    with_parent: Annotated[
+        bool,
+        typer.Option(
+            "--with-parent", hidden=True, help="With --follow: stop when the parent dies."
+        ),
+    ] = False,
+) -> None:
+    """Seal every committed record now, or keep sealing with --follow."""
+    if follow:
+        _follow(with_parent)
+        return
     result = run_sealer_once(database().sync_engine, _signer())
     if as_json:
         _print_json(
@@ -54,6 +76,21 @@ def seal(as_json: JsonOption = False) -> None:
         console().print(
             f"Sealed {result.sealed} record(s) under {result.checkpoints} checkpoint(s)."
         )
+
+
+def _follow(with_parent: bool) -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    parent = os.getppid()
+    seal_until_stopped(
+        database().sync_engine,
+        _signer(),
+        settings().audit_seal_interval_seconds,
+        stop,
+        # An orphan is adopted by another process: its parent id changes.
+        keep_going=(lambda: os.getppid() == parent) if with_parent else lambda: True,
+    )
 
 
 @audit_app.command("verify")

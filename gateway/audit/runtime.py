@@ -3,26 +3,27 @@
 Started by the app's lifespan and reachable as ``app.state.audit``. On shutdown the writer
 commits what is queued first, then the sealer stops after one last run, so a clean stop leaves
 nothing unsealed.
+
+The sealer runs in a thread of the app's process unless ``audit_seal_in_process`` is off:
+``gateway serve`` turns it off and runs the sealer as a process of its own beside the workers
+(:mod:`gateway.audit.sealer_process`), since hashing and signing in a thread would take the
+GIL from the requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import structlog
-from sqlalchemy import Engine
-
 from gateway.audit.pseudonym import Pseudonymiser
-from gateway.audit.sealer import run_sealer_once
+from gateway.audit.sealer import seal_until_stopped
 from gateway.audit.signing import CheckpointSigner, gateway_checkpoint_signer
 from gateway.audit.writer import AuditWriter
 from gateway.database import Database
 from gateway.settings import Settings
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,24 +31,6 @@ class AuditRuntime:
     writer: AuditWriter
     pseudonymiser: Pseudonymiser
     signer: CheckpointSigner
-
-
-async def _seal_once(engine: Engine, signer: CheckpointSigner) -> None:
-    try:
-        # Hashing and signing are CPU work on a sync connection: off the event loop.
-        await asyncio.to_thread(run_sealer_once, engine, signer)
-    except Exception as exc:
-        # Unsealed records stay queued and are sealed by a later run.
-        log.error("audit_seal_failed", error_type=type(exc).__name__)
-
-
-async def _seal_periodically(
-    engine: Engine, signer: CheckpointSigner, interval: float, stop: asyncio.Event
-) -> None:
-    while not stop.is_set():
-        await _seal_once(engine, signer)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
 
 
 @contextlib.asynccontextmanager
@@ -64,16 +47,19 @@ async def audit_runtime(
         pseudonymiser=Pseudonymiser(db, settings),
         signer=signer,
     )
-    stop = asyncio.Event()
+    stop = threading.Event()
     runtime.writer.start()
-    sealer = asyncio.create_task(
-        _seal_periodically(db.sync_engine, signer, settings.audit_seal_interval_seconds, stop),
-        name="audit-sealer",
-    )
+    sealer = None
+    if settings.audit_seal_in_process:
+        interval = settings.audit_seal_interval_seconds
+        sealer = asyncio.create_task(
+            asyncio.to_thread(seal_until_stopped, db.sync_engine, signer, interval, stop),
+            name="audit-sealer",
+        )
     try:
         yield runtime
     finally:
         await runtime.writer.stop()
         stop.set()
-        await sealer
-        await _seal_once(db.sync_engine, signer)
+        if sealer is not None:
+            await sealer

@@ -15,8 +15,9 @@ is still in the queue and gets the next position.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -194,3 +195,25 @@ def run_sealer_once(
         if count < batch_size:
             break
     return SealResult(sealed, checkpoints, head)
+
+
+def seal_until_stopped(
+    engine: Engine,
+    signer: CheckpointSigner,
+    interval: float,
+    stop: threading.Event,
+    *,
+    keep_going: Callable[[], bool] = lambda: True,
+) -> None:
+    """Seal every ``interval`` seconds until ``stop`` is set or ``keep_going()`` is false,
+    then once more, so that a clean stop leaves nothing unsealed."""
+    while True:
+        stopping = stop.is_set() or not keep_going()
+        try:
+            run_sealer_once(engine, signer)
+        except Exception as exc:
+            # Unsealed records stay queued and are sealed by a later run.
+            log.error("audit_seal_failed", error_type=type(exc).__name__)
+        if stopping:
+            return
+        stop.wait(interval)

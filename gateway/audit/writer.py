@@ -125,12 +125,6 @@ def record_row(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-def _consume_outcome(future: asyncio.Future[int]) -> None:
-    # The caller stopped waiting; fetching the outcome keeps asyncio from logging it as lost.
-    if not future.cancelled():
-        future.exception()
-
-
 class AuditWriter:
     def __init__(
         self,
@@ -186,10 +180,11 @@ class AuditWriter:
         self._queue.append((entry, future))
         self._wakeup.set()
         try:
-            # shield: a caller giving up must not cancel a commit that others share.
-            return await asyncio.wait_for(asyncio.shield(future), self._timeout)
+            # A caller giving up cancels its own future only: the batch's commit goes on in
+            # the writer's task, which skips futures already done.
+            async with asyncio.timeout(self._timeout):
+                return await future
         except TimeoutError as exc:
-            future.add_done_callback(_consume_outcome)
             raise AuditUnavailableError("the audit record was not committed in time") from exc
 
     async def _run(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ import uvicorn
 
 from gateway.app import SchemaBehindError, ensure_schema_current
 from gateway.audit.cli import audit_app
+from gateway.audit.sealer_process import sealer_process
 from gateway.cli.context import console, database, settings
 from gateway.cli.demo import demo_command
 from gateway.console.cli import staff_app
@@ -19,6 +21,7 @@ from gateway.logging import configure_logging
 from gateway.migrate import schema_state, upgrade
 from gateway.partners.cli import clients_app, habilitations_app, partners_app
 from gateway.reference.cli import ingest_app, seed_command
+from gateway.settings import get_settings
 
 app = typer.Typer(
     name="gateway",
@@ -90,16 +93,20 @@ def run_server(host: str, port: int, workers: int) -> None:
     except SchemaBehindError as exc:
         console(stderr=True).print(f"[red]Refusing to serve:[/red] {exc}")
         raise typer.Exit(2) from exc
-    uvicorn.run(
-        "gateway.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-    )
+    # The workers (this process when there is one) leave sealing to a process of their own.
+    os.environ["GATEWAY_AUDIT_SEAL_IN_PROCESS"] = "false"
+    get_settings.cache_clear()
+    with sealer_process():
+        uvicorn.run(
+            "gateway.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+        )
 
 
 @app.command("serve")

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -59,12 +59,23 @@ class RateLimitDecision:
 
 _Key = tuple[str, int]
 
+_UPSERT_POSTGRESQL = text(
+    "INSERT INTO rate_limit_counter (bucket, window_start_epoch, hits) "
+    "SELECT * FROM unnest(CAST(:buckets AS text[]), CAST(:windows AS integer[]), "
+    "CAST(:hits AS integer[])) "
+    "ON CONFLICT (bucket, window_start_epoch) "
+    "DO UPDATE SET hits = rate_limit_counter.hits + excluded.hits "
+    "RETURNING bucket, window_start_epoch, hits"
+)
+
 
 class RateLimiter:
     """Counts hits per bucket in the database, batching concurrent hits of one process."""
 
     def __init__(self, engine: AsyncEngine, clock: Callable[[], float] = time.time) -> None:
         self._engine = engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._postgresql = engine.dialect.name == "postgresql"
         self._clock = clock
         self._pending: dict[_Key, list[asyncio.Future[int]]] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -106,24 +117,37 @@ class RateLimiter:
 
     async def _write(self, increments: dict[_Key, int]) -> dict[_Key, int]:
         # Sorted rows: two processes lock the same counters in the same order, no deadlock.
-        rows = [
-            {"bucket": bucket, "window_start_epoch": window, "hits": count}
-            for (bucket, window), count in sorted(increments.items())
-        ]
-        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
-        statement: Any = insert(RateLimitCounter).values(rows)
-        statement = statement.on_conflict_do_update(
-            index_elements=["bucket", "window_start_epoch"],
-            set_={"hits": RateLimitCounter.hits + statement.excluded.hits},
-        ).returning(
-            RateLimitCounter.bucket, RateLimitCounter.window_start_epoch, RateLimitCounter.hits
-        )
-        async with self._engine.begin() as connection:
-            result = await connection.execute(statement)
-            totals = {(row.bucket, row.window_start_epoch): row.hits for row in result}
-            now = self._clock()
-            if now - self._last_purge >= _PURGE_INTERVAL_SECONDS:
-                self._last_purge = now
+        ordered = sorted(increments.items())
+        if self._postgresql:
+            # One statement of fixed text in autocommit: prepared once, one round trip.
+            async with self._autocommit.connect() as connection:
+                result = await connection.execute(
+                    _UPSERT_POSTGRESQL,
+                    {
+                        "buckets": [bucket for (bucket, _), _ in ordered],
+                        "windows": [window for (_, window), _ in ordered],
+                        "hits": [count for _, count in ordered],
+                    },
+                )
+                totals = {(row[0], row[1]): row[2] for row in result}
+        else:
+            rows = [
+                {"bucket": bucket, "window_start_epoch": window, "hits": count}
+                for (bucket, window), count in ordered
+            ]
+            statement: Any = sqlite.insert(RateLimitCounter).values(rows)
+            statement = statement.on_conflict_do_update(
+                index_elements=["bucket", "window_start_epoch"],
+                set_={"hits": RateLimitCounter.hits + statement.excluded.hits},
+            ).returning(
+                RateLimitCounter.bucket, RateLimitCounter.window_start_epoch, RateLimitCounter.hits
+            )
+            async with self._engine.begin() as connection:
+                totals = {(row[0], row[1]): row[2] for row in await connection.execute(statement)}
+        now = self._clock()
+        if now - self._last_purge >= _PURGE_INTERVAL_SECONDS:
+            self._last_purge = now
+            async with self._engine.begin() as connection:
                 await connection.execute(
                     delete(RateLimitCounter).where(
                         RateLimitCounter.window_start_epoch < int(now) - _KEEP_SECONDS

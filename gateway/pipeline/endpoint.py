@@ -73,15 +73,15 @@ def make_endpoint(
             state.subjects = [subject]
         await justify(request, access, state)
         now = utcnow()
-        async with db.session() as session:
-            context = ConnectorContext(
-                session=session,
-                today=now.date(),
-                now=now,
-                partner_kind=access.partner_kind,
-                services=request.app.state.connector_services,
-            )
-            disclosure = await operation.function(**params, ctx=context)
+        context = ConnectorContext(
+            reader=db.reader,
+            open_session=db.session,
+            today=now.date(),
+            now=now,
+            partner_kind=access.partner_kind,
+            services=request.app.state.connector_services,
+        )
+        disclosure = await operation.function(**params, ctx=context)
         state.subjects = list(disclosure.subjects)
         withheld = withheld_cache.get(access.released_fields)
         if withheld is None:

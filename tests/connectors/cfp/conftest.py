@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from cfp_support import TODAY, Connect, Es256Signer
 from factories import connector_context
-from sqlalchemy import event
 
 from connectors.cfp.attestation import SIGNER_SERVICE
 from connectors.kit import ConnectorContext
@@ -37,15 +36,3 @@ async def connect(db: Database, signer: Es256Signer) -> AsyncIterator[Connect]:
 
     yield open_context
     await db.async_engine.dispose()
-
-
-@pytest.fixture
-def statements(db: Database) -> list[str]:
-    """Every SQL statement the connector's (async) engine sends during the test."""
-    sent: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        sent.append(statement)
-
-    event.listen(db.async_engine.sync_engine, "before_cursor_execute", record)
-    return sent

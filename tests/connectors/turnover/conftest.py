@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from factories import Connect, connector_context
-from sqlalchemy import event
 
 from gateway.database import Database
 
@@ -20,15 +18,3 @@ async def connect(db: Database) -> AsyncIterator[Connect]:
     # The ``db`` fixture only disposes the sync engine; pooled async connections must be closed
     # on the loop that opened them.
     await db.async_engine.dispose()
-
-
-@pytest.fixture
-def statements(db: Database) -> list[str]:
-    """Every SQL statement the connectors' (async) engine sends during the test."""
-    sent: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        sent.append(statement)
-
-    event.listen(db.async_engine.sync_engine, "before_cursor_execute", record)
-    return sent

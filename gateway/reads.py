@@ -1,0 +1,161 @@
+"""Reads of the request path: statements built once, compiled once, run by the driver.
+
+A lookup's cost is mostly Python, not the database: building a SQLAlchemy statement, deriving
+its cache key, an ORM session and a transaction around one SELECT cost several times the
+query itself (``benchmarks/RESULTS.md``). So connectors declare their statements once, at
+import, with named ``bindparam`` placeholders (:class:`Prepared`), and read through a
+:class:`Reader`:
+
+- on PostgreSQL a statement is compiled once for asyncpg and run by asyncpg itself on a
+  connection taken from the engine's pool for that statement alone, outside any transaction:
+  one statement reads one consistent snapshot, no BEGIN or ROLLBACK travels to the server,
+  and no connection is held while the request does anything else (such as waiting on
+  Pôle emploi). asyncpg prepares each statement once per connection.
+- on SQLite, the embedded default, the same statements run through SQLAlchemy.
+
+Rows are sequences in the order of the statement's columns, on both databases, and hold the
+same Python types (``Decimal``, ``date``, aware UTC ``datetime``, ``str``).
+
+A plain ``Select`` works too, values embedded (``in_`` over a list, as a batch does): it is
+compiled at each call, which suits a statement run once per thousand items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias
+
+from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+Row = Sequence[Any]
+AnySelect: TypeAlias = Select[*tuple[Any, ...]]
+
+
+class Reader(Protocol):
+    """Runs SELECT statements, each on a pooled connection of its own."""
+
+    dialect_name: str
+
+    async def all(self, statement: Statement, **params: Any) -> list[Row]:
+        """Every row of ``statement``, with its ``bindparam`` placeholders set from ``params``."""
+        ...
+
+    async def first(self, statement: Statement, **params: Any) -> Row | None:
+        """The first row, or None."""
+        ...
+
+    async def scalar(self, statement: Statement, **params: Any) -> Any:
+        """The first column of the first row, or None."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRead:
+    """A statement's SQL for one dialect, with its parameters in positional order."""
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: Mapping[str, Any]
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        try:
+            return [params[name] if name in params else self.defaults[name] for name in self.names]
+        except KeyError as exc:
+            raise TypeError(f"the statement needs the parameter {exc.args[0]!r}") from None
+
+
+class Prepared:
+    """A statement declared once, at import, and run many times with different parameters."""
+
+    def __init__(self, statement: AnySelect) -> None:
+        self.statement = statement
+        self._compiled: dict[str, CompiledRead] = {}
+
+    def compiled(self, dialect: Dialect) -> CompiledRead:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            found = self._compiled[dialect.name] = compile_read(self.statement, dialect)
+        return found
+
+
+Statement = Prepared | AnySelect
+
+
+def compile_read(statement: AnySelect, dialect: Dialect) -> CompiledRead:
+    """The statement's SQL for ``dialect``, embedded lists expanded into parameters."""
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    # Values the statement holds (constants, embedded lists); a bare ``bindparam`` has none.
+    defaults = {
+        name: value
+        for name, value in compiled.params.items()
+        if name not in compiled.binds or not compiled.binds[name].required
+    }
+    return CompiledRead(compiled.string, tuple(compiled.positiontup or ()), defaults)
+
+
+def _sql(statement: Statement, dialect: Dialect) -> CompiledRead:
+    if isinstance(statement, Prepared):
+        return statement.compiled(dialect)
+    return compile_read(statement, dialect)
+
+
+def _statement(statement: Statement) -> AnySelect:
+    return statement.statement if isinstance(statement, Prepared) else statement
+
+
+class _RowsReader:
+    """``first`` and ``scalar`` in terms of a reader's own ``all``."""
+
+    async def all(self, statement: Statement, **params: Any) -> list[Row]:
+        raise NotImplementedError
+
+    async def first(self, statement: Statement, **params: Any) -> Row | None:
+        rows = await self.all(statement, **params)
+        return rows[0] if rows else None
+
+    async def scalar(self, statement: Statement, **params: Any) -> Any:
+        row = await self.first(statement, **params)
+        return row[0] if row is not None else None
+
+
+class PostgresReader(_RowsReader):
+    """Reads on raw asyncpg connections taken from the engine's pool, one per statement."""
+
+    dialect_name = "postgresql"
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect
+
+    async def all(self, statement: Statement, **params: Any) -> list[Row]:
+        read = _sql(statement, self._dialect)
+        async with self._engine.connect() as connection:
+            driver: Any = (await connection.get_raw_connection()).driver_connection
+            rows: list[Row] = await driver.fetch(read.sql, *read.arguments(params))
+        return rows
+
+
+class SqlAlchemyReader(_RowsReader):
+    """Reads through SQLAlchemy: the embedded SQLite default."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self.dialect_name = engine.dialect.name
+
+    async def all(self, statement: Statement, **params: Any) -> list[Row]:
+        if isinstance(statement, Prepared):
+            # The same refusal of a missing parameter as on PostgreSQL, before any connection.
+            statement.compiled(self._engine.dialect).arguments(params)
+        async with self._engine.connect() as connection:
+            result = await connection.execute(_statement(statement), params)
+            return list(result)
+
+
+def reader_for(engine: AsyncEngine) -> Reader:
+    """The reader of an engine: asyncpg itself on PostgreSQL, SQLAlchemy elsewhere."""
+    if engine.dialect.name == "postgresql":
+        return PostgresReader(engine)
+    return SqlAlchemyReader(engine)

@@ -1,0 +1,108 @@
+"""Reads of the request path: prepared statements, the same rows and types on both databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+from factories import create_account, create_declaration
+from sqlalchemy import Date, bindparam, select
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.orm import Session
+
+from gateway.database import Database
+from gateway.reads import Prepared, compile_read
+from gateway.reference.models import Account, TurnoverDeclaration
+
+DECLARATIONS = Prepared(
+    select(
+        Account.siren,
+        TurnoverDeclaration.period_start,
+        TurnoverDeclaration.declared_at,
+        TurnoverDeclaration.sales_bic,
+    )
+    .join(TurnoverDeclaration, TurnoverDeclaration.account_id == Account.id)
+    .where(
+        Account.siren == bindparam("siren"),
+        TurnoverDeclaration.period_start >= bindparam("first_day", type_=Date),
+    )
+    .order_by(TurnoverDeclaration.period_start)
+)
+
+
+@pytest.fixture
+async def db_reads(db: Database) -> AsyncIterator[Database]:
+    yield db
+    # Pooled async connections must be closed on the loop that opened them.
+    await db.async_engine.dispose()
+
+
+async def test_rows_come_in_column_order_with_python_types(
+    session: Session, db_reads: Database
+) -> None:
+    account = create_account(session)
+    create_declaration(session, account, "2025-01", sales_bic="12.50")
+    create_declaration(session, account, "2025-02", sales_bic="3")
+    session.commit()
+
+    rows = await db_reads.reader.all(
+        DECLARATIONS, siren=account.siren, first_day=dt.date(2025, 2, 1)
+    )
+
+    assert len(rows) == 1
+    siren, period_start, declared_at, sales_bic = rows[0]
+    assert siren == account.siren
+    assert period_start == dt.date(2025, 2, 1)
+    assert isinstance(declared_at, dt.datetime)
+    assert declared_at.utcoffset() == dt.timedelta(0)
+    assert sales_bic == Decimal("3")
+    assert isinstance(sales_bic, Decimal)
+
+
+async def test_first_and_scalar_say_none_when_nothing_matches(db_reads: Database) -> None:
+    params = {"siren": "000000000", "first_day": dt.date(2025, 1, 1)}
+
+    assert await db_reads.reader.all(DECLARATIONS, **params) == []
+    assert await db_reads.reader.first(DECLARATIONS, **params) is None
+    assert await db_reads.reader.scalar(DECLARATIONS, **params) is None
+
+
+async def test_a_plain_select_with_an_embedded_list_works(
+    session: Session, db_reads: Database
+) -> None:
+    accounts = [create_account(session) for _ in range(3)]
+    session.commit()
+    wanted = [accounts[0].siren, accounts[2].siren, "000000000"]
+
+    rows = await db_reads.reader.all(
+        select(Account.siren).where(Account.siren.in_(wanted)).order_by(Account.siren)
+    )
+
+    assert [row[0] for row in rows] == sorted([accounts[0].siren, accounts[2].siren])
+
+
+async def test_a_missing_parameter_is_refused_before_the_database(db_reads: Database) -> None:
+    with pytest.raises(TypeError, match="first_day"):
+        await db_reads.reader.all(DECLARATIONS, siren="732829320")
+
+
+def test_a_prepared_statement_is_compiled_once_per_dialect() -> None:
+    dialect = asyncpg_dialect()
+
+    first = DECLARATIONS.compiled(dialect)
+
+    assert DECLARATIONS.compiled(dialect) is first
+    assert "$1" in first.sql
+    assert set(first.names) == {"siren", "first_day"}
+
+
+def test_arguments_follow_the_statement_s_placeholders() -> None:
+    read = compile_read(DECLARATIONS.statement, asyncpg_dialect())
+    day = dt.date(2025, 1, 1)
+
+    arguments = read.arguments({"first_day": day, "siren": "732829320"})
+
+    assert arguments == [{"siren": "732829320", "first_day": day}[name] for name in read.names]
+    assert read.sql.index("$1") < read.sql.index("$2")
