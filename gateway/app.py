@@ -20,7 +20,6 @@ from gateway.logging import configure_logging
 from gateway.middleware import RequestContextMiddleware
 from gateway.migrate import schema_state
 from gateway.oauth import endpoints as oauth_endpoints
-from gateway.oauth.ratelimit import RateLimitHeadersMiddleware
 from gateway.openapi import install_openapi
 from gateway.pipeline.guard import authorise_for, justify
 from gateway.pipeline.routes import add_connector_routes, sunset_dates
@@ -77,7 +76,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     install_problem_handlers(app)
-    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(oauth_endpoints.router)

@@ -20,6 +20,7 @@ __all__ = [
     "LA_POSTE_HEAD_OFFICE_SIRET",
     "LA_POSTE_SIREN",
     "NIR_SHAPE",
+    "NIR_SHAPE_MIN_LENGTH",
     "ErrorCode",
     "IdentifierKind",
     "InvalidIdentifierError",
@@ -100,6 +101,9 @@ NIR_SHAPE: re.Pattern[str] = re.compile(
     ),
     re.IGNORECASE,
 )
+
+# The shortest text NIR_SHAPE matches: the 15 digits of the groups, without separators.
+NIR_SHAPE_MIN_LENGTH = 15
 
 _MASKED_TAIL = " ** ** ** *** *** **"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from gateway.identifiers import NIR_SHAPE
+from gateway.identifiers import NIR_SHAPE, NIR_SHAPE_MIN_LENGTH
 
 NIR_MASK = "[NIR]"
 _OURS = "_gateway_handler"
@@ -22,6 +22,9 @@ _OURS = "_gateway_handler"
 
 def _redact(value: Any) -> Any:
     if isinstance(value, str):
+        # Most fields of a line are short words: no regex scan for what cannot hold a NIR.
+        if len(value) < NIR_SHAPE_MIN_LENGTH:
+            return value
         return NIR_SHAPE.sub(NIR_MASK, value)
     if isinstance(value, Mapping):
         return {key: _redact(item) for key, item in value.items()}
@@ -54,6 +57,12 @@ def configure_logging(
     Handlers installed by someone else (a test harness, an embedding process) are kept.
     """
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+    # No line shows the caller's source line, thread or process: the standard library need
+    # not find them for every record (its documented optimisations).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

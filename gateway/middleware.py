@@ -1,4 +1,9 @@
-"""ASGI middleware shared by every route: request id, request log line, security headers."""
+"""ASGI middleware shared by every route: request id, request log line, response headers.
+
+Every response carries the request id and the security headers, plus any header a step of
+the request handed to :func:`add_response_headers` (the rate-limit state, set by the token
+check), whatever produced the response: a route, an error handler or a refusal.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from gateway.identifiers import token_not_nir_shaped
 
 REQUEST_ID_HEADER = "x-request-id"
 _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_RESPONSE_HEADERS_KEY = "response_headers"
 
 log = structlog.get_logger("gateway.request")
 
@@ -48,6 +54,10 @@ class RequestContextMiddleware:
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 names = {name.lower() for name, _ in headers}
                 headers.extend(h for h in SECURITY_HEADERS if h[0] not in names)
+                added: dict[str, str] = scope["state"].get(_RESPONSE_HEADERS_KEY, {})
+                for name, value in added.items():
+                    if name.lower().encode() not in names:
+                        headers.append((name.lower().encode(), value.encode()))
                 message["headers"] = headers
             await send(message)
 
@@ -71,3 +81,9 @@ def _request_id_from(scope: Scope) -> str:
                 return candidate
             break
     return token_not_nir_shaped(lambda: uuid.uuid4().hex)
+
+
+def add_response_headers(scope: Scope, headers: dict[str, str]) -> None:
+    """Headers for the response of this request, whatever produces it; a header the response
+    sets itself wins."""
+    scope.setdefault("state", {}).setdefault(_RESPONSE_HEADERS_KEY, {}).update(headers)

@@ -9,9 +9,9 @@ connector schemas (:mod:`gateway.contracts`) are one and the same:
 - the ``Problem`` schema (RFC 9457) that every error response refers to, an example problem per
   status, and problem+json in place of FastAPI's default validation error;
 - the pipeline's headers as partners must send them: ``Purpose`` and ``Recipient`` required
-  (the guard refuses a request without them, with a problem of its own rather than FastAPI's
-  validation error, which is why the code declares them optional), ``Idempotency-Key`` on
-  POST operations, and the response headers every answer carries;
+  and ``Case-Reference`` on every connector operation (the guard reads them off the request
+  and refuses one without them with a problem of its own, so FastAPI does not know them),
+  ``Idempotency-Key`` on POST operations, and the response headers every answer carries;
 - one example per success response, lifted from its schema so that viewers show it.
 
 Nothing here depends on settings: the document is the same on every machine, which is what
@@ -198,8 +198,42 @@ IDEMPOTENCY_KEY_PARAMETER: Document = {
     "same key with another body is refused (422 `idempotency.key_reused`).",
     "schema": {"type": "string", "pattern": "^[!-~]{1,255}$", "examples": ["b7d1f0c2-batch-17"]},
 }
-# The guard answers 400 with a code of its own when one of these is missing.
-REQUIRED_PIPELINE_HEADERS = frozenset({"Purpose", "Recipient"})
+# The headers every connector operation reads (gateway.pipeline.guard reads them off the request
+# itself, so FastAPI does not see them as parameters).
+PIPELINE_HEADER_PARAMETERS: tuple[Document, ...] = tuple(
+    {
+        "description": description,
+        "in": "header",
+        "name": name,
+        "required": required,
+        "schema": {
+            "description": description,
+            "examples": [example],
+            "title": name,
+            "type": "string",
+        },
+    }
+    for name, required, description, example in (
+        (
+            "Purpose",
+            True,
+            "The purpose code of this request; one the partner's habilitation allows.",
+            "rsa-instruction",
+        ),
+        (
+            "Recipient",
+            True,
+            "SIRET of the partner's unit making the request (14 digits).",
+            "53482012700028",
+        ),
+        (
+            "Case-Reference",
+            False,
+            "Optional: the partner's case file that caused the request (100 characters).",
+            "DOSSIER-2026-000123",
+        ),
+    )
+)
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
@@ -275,10 +309,8 @@ def _complete_parameters(operation: Document, method: str) -> None:
         # A parameter is absent or a string on the wire, never JSON null: "optional" is said
         # by `required`, and the null alternative would only invite clients to send "null".
         parameter["schema"] = _without_null(parameter.get("schema", {}))
-        if parameter.get("in") == "header" and "x-connector" in operation:
-            parameter["required"] = parameter["name"] in REQUIRED_PIPELINE_HEADERS or bool(
-                parameter.get("required")
-            )
+    if "x-connector" in operation:
+        parameters.extend(copy.deepcopy(list(PIPELINE_HEADER_PARAMETERS)))
     if "x-connector" in operation and method == "post":
         names = {parameter["name"].lower() for parameter in parameters}
         if IDEMPOTENCY_KEY_PARAMETER["name"].lower() not in names:

@@ -22,6 +22,7 @@ compiled at each call, which suits a statement run once per thousand items.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
@@ -121,6 +122,9 @@ class _RowsReader:
         return row[0] if row is not None else None
 
 
+_RESERVED_CONNECTIONS = 2
+
+
 class PostgresReader(_RowsReader):
     """Reads on raw asyncpg connections taken from the engine's pool, one per statement."""
 
@@ -129,10 +133,27 @@ class PostgresReader(_RowsReader):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._dialect = engine.dialect
+        self._pool_size: int = getattr(engine.pool, "size", lambda: 1)()
+        self._gate: asyncio.Semaphore | None = None
+        self._gate_loop: asyncio.AbstractEventLoop | None = None
+
+    def _fair_gate(self) -> asyncio.Semaphore:
+        """A first-come, first-served queue in front of the pool.
+
+        The pool hands a returned connection to whichever request asks next, so under load a
+        newcomer overtakes requests already waiting, which then wait again: the tail latency
+        grows without bound. asyncio's semaphore serves waiters in order. It leaves two of the
+        pool's connections to the audit writer and the rate limiter, which take one each.
+        """
+        loop = asyncio.get_running_loop()
+        if self._gate is None or self._gate_loop is not loop:
+            self._gate = asyncio.Semaphore(max(1, self._pool_size - _RESERVED_CONNECTIONS))
+            self._gate_loop = loop
+        return self._gate
 
     async def all(self, statement: Statement, **params: Any) -> list[Row]:
         read = _sql(statement, self._dialect)
-        async with self._engine.connect() as connection:
+        async with self._fair_gate(), self._engine.connect() as connection:
             driver: Any = (await connection.get_raw_connection()).driver_connection
             rows: list[Row] = await driver.fetch(read.sql, *read.arguments(params))
         return rows

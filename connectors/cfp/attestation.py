@@ -20,7 +20,7 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast
 
 from connectors.kit import UpstreamUnavailable
 
@@ -28,7 +28,6 @@ SIGNER_SERVICE = "attestation_signer"
 ATTESTATION_TYP = "cfp-attestation+jwt"
 
 
-@runtime_checkable
 class AttestationSigner(Protocol):
     """Signs attestation claims with a gateway attestation key.
 
@@ -49,11 +48,13 @@ class AttestationSigner(Protocol):
 def signer_from(services: Mapping[str, Any]) -> AttestationSigner:
     """The gateway's signer; without one no attestation can be issued (a deployment fault)."""
     signer = services.get(SIGNER_SERVICE)
-    if not isinstance(signer, AttestationSigner):
+    # ``callable`` rather than an isinstance check against the runtime protocol, which
+    # inspects the protocol's members on every call: this runs for every attestation request.
+    if not callable(getattr(signer, "sign", None)):
         raise UpstreamUnavailable(
             "attestation.signer_unavailable", "Attestations cannot be signed right now."
         )
-    return signer
+    return cast(AttestationSigner, signer)
 
 
 def attestation_claims(

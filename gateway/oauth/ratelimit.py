@@ -12,8 +12,8 @@ costs one short transaction; under load many requests share one.
 
 Headers (draft-ietf-httpapi-ratelimit-headers): ``RateLimit-Limit``, ``RateLimit-Remaining``,
 ``RateLimit-Reset`` (seconds) and ``RateLimit-Policy`` on every response of a rate-limited
-request, added by :class:`RateLimitHeadersMiddleware` whatever the route returns, and
-``Retry-After`` on a 429.
+request whatever the route returns (the token check hands them to
+:func:`gateway.middleware.add_response_headers`), and ``Retry-After`` on a 429.
 """
 
 from __future__ import annotations
@@ -28,12 +28,10 @@ import structlog
 from sqlalchemy import delete, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.oauth.models import RateLimitCounter
 
 WINDOW_SECONDS = 60
-STATE_KEY = "rate_limit"
 # Rows of windows older than this are deleted, at most once per interval per process.
 _KEEP_SECONDS = 3600
 _PURGE_INTERVAL_SECONDS = 300
@@ -154,29 +152,3 @@ class RateLimiter:
                     )
                 )
         return totals
-
-
-class RateLimitHeadersMiddleware:
-    """Adds the ``RateLimit-*`` headers of the request's decision to whatever response leaves."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                decision = scope.get("state", {}).get(STATE_KEY)
-                if isinstance(decision, RateLimitDecision):
-                    headers = list(message.get("headers", []))
-                    present = {name.lower() for name, _ in headers}
-                    for name, value in decision.headers().items():
-                        if name.lower().encode() not in present:
-                            headers.append((name.lower().encode(), value.encode()))
-                    message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import fastapi.routing
 import structlog
@@ -42,7 +43,8 @@ from gateway.errors import (
 )
 from gateway.keys.models import KeyUse
 from gateway.keys.store import KeyStore
-from gateway.oauth.ratelimit import STATE_KEY, RateLimiter
+from gateway.middleware import add_response_headers
+from gateway.oauth.ratelimit import RateLimiter
 from gateway.oauth.status import HabilitationGrant, StatusSnapshot, TokenStatus
 from gateway.oauth.tokens import (
     AccessTokenVerifier,
@@ -57,6 +59,8 @@ __all__ = [
     "HabilitationGrant",
     "TokenClaims",
     "TokenGuard",
+    "check_token",
+    "checks_token_for",
     "guard_of",
     "habilitations_for",
     "require_scope",
@@ -105,11 +109,28 @@ def require_scope(scope: str) -> Callable[..., Awaitable[TokenClaims]]:
         request: Request,
         authorization: str | None = Security(oauth2_scheme, scopes=[checked]),
     ) -> TokenClaims:
-        return await guard_of(request.app).check(request, authorization, checked)
+        return await check_token(request, authorization, checked)
 
     token_claims.__name__ = "require_" + checked.replace(":", "_")
-    setattr(token_claims, REQUIREMENT_ATTRIBUTE, checked)
-    return token_claims
+    return checks_token_for(checked, token_claims)
+
+
+async def check_token(request: Request, authorization: str | None, scope: str) -> TokenClaims:
+    """The whole token check of a request for ``scope`` (what :func:`require_scope` runs)."""
+    return await guard_of(request.app).check(request, authorization, scope)
+
+
+Dependency = TypeVar("Dependency", bound=Callable[..., Any])
+
+
+def checks_token_for(scope: str, dependency: Dependency) -> Dependency:
+    """Mark ``dependency`` as running :func:`check_token` for ``scope`` itself.
+
+    :func:`route_scopes` finds the mark at any depth of a route's dependencies, which is how
+    a walk over every route proves that none under ``/api`` is served without the check.
+    """
+    setattr(dependency, REQUIREMENT_ATTRIBUTE, Scope(scope).value)
+    return dependency
 
 
 def route_scopes(route: object) -> set[str]:
@@ -241,7 +262,7 @@ class TokenGuard:
             raise ServiceUnavailableError(
                 "token.state_unavailable", "The token state cannot be read; try again shortly."
             ) from exc
-        setattr(request.state, STATE_KEY, decision)
+        add_response_headers(request.scope, decision.headers())
         structlog.contextvars.bind_contextvars(
             client_id=claims.client_id, partner_id=claims.partner_id
         )

@@ -23,6 +23,7 @@ from gateway.identifiers import (
     LA_POSTE_HEAD_OFFICE_SIRET,
     LA_POSTE_SIREN,
     NIR_SHAPE,
+    NIR_SHAPE_MIN_LENGTH,
     InvalidIdentifierError,
     is_nir_shaped,
     luhn_check_digit,
@@ -347,6 +348,14 @@ def test_nir_shape_finds_every_generated_nir_in_text(body: str, before: str, aft
     match = NIR_SHAPE.search(before + nir.lower() + after)
     assert match is not None
     assert match.group().upper() == nir
+
+
+def test_nothing_shorter_than_the_minimum_length_is_nir_shaped() -> None:
+    """Log redaction skips shorter strings: the bound must be the regex's own minimum width."""
+    shortest, _ = re._parser.parse(NIR_SHAPE.pattern, NIR_SHAPE.flags).getwidth()  # type: ignore[attr-defined]
+
+    assert shortest == NIR_SHAPE_MIN_LENGTH
+    assert is_nir_shaped("184127645108946"[:NIR_SHAPE_MIN_LENGTH])
 
 
 @PROPERTY

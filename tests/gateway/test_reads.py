@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 from factories import create_account, create_declaration
-from sqlalchemy import Date, bindparam, select
+from sqlalchemy import Date, Float, bindparam, func, select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.orm import Session
 
 from gateway.database import Database
 from gateway.reads import Prepared, compile_read
 from gateway.reference.models import Account, TurnoverDeclaration
+from gateway.settings import Settings
 
 DECLARATIONS = Prepared(
     select(
@@ -30,6 +32,8 @@ DECLARATIONS = Prepared(
     )
     .order_by(TurnoverDeclaration.period_start)
 )
+
+SLEEP = Prepared(select(func.pg_sleep(bindparam("seconds", type_=Float))))
 
 
 @pytest.fixture
@@ -106,3 +110,27 @@ def test_arguments_follow_the_statement_s_placeholders() -> None:
 
     assert arguments == [{"siren": "732829320", "first_day": day}[name] for name in read.names]
     assert read.sql.index("$1") < read.sql.index("$2")
+
+
+@pytest.mark.postgresql_only
+async def test_reads_waiting_for_a_connection_are_served_in_arrival_order(
+    settings: Settings,
+) -> None:
+    """Three pooled connections, two kept for the writers: one read at a time, first come
+    first served, so a read that waits is never overtaken by a later one."""
+    db = Database(settings.database_url, pool_size=3, max_overflow=0)
+    done: list[str] = []
+
+    async def read(name: str, seconds: float) -> None:
+        await db.reader.all(SLEEP, seconds=seconds)
+        done.append(name)
+
+    try:
+        first = asyncio.create_task(read("first", 0.3))
+        await asyncio.sleep(0.05)
+        later = [asyncio.create_task(read(name, 0.0)) for name in ("a", "b", "c")]
+        await asyncio.gather(first, *later)
+    finally:
+        await db.dispose()
+
+    assert done == ["first", "a", "b", "c"]
