@@ -37,10 +37,10 @@ from benchmarks.common import (
     machine,
     postmaster_pid,
     prepare_reference_store,
-    process_cpu_seconds,
     register_partner,
     send_once,
     start_gateway,
+    tree_cpu_seconds,
     wait_for_quiet_machine,
     workspace,
 )
@@ -158,10 +158,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             for connections in (1, 64):
                 other_work = wait_for_quiet_machine(args.quiet_wait)
                 log(f"10,000 single calls over {connections} connection(s)")
-                cpu_before = process_cpu_seconds(gateway.pid)
+                cpu_before = tree_cpu_seconds(gateway.pid)
                 run = send_once(gateway.base_url, requests, connections)
                 run.pop("load_generator_cpu_seconds")
-                run["server_cpu_seconds"] = round(process_cpu_seconds(gateway.pid) - cpu_before, 2)
+                run["server_cpu_seconds"] = round(tree_cpu_seconds(gateway.pid) - cpu_before, 2)
                 run["other_work_before_run_cores"] = other_work
                 singles.append(run)
             results["singles"] = singles

@@ -19,6 +19,7 @@ from typing import Literal
 __all__ = [
     "LA_POSTE_HEAD_OFFICE_SIRET",
     "LA_POSTE_SIREN",
+    "NIR_MASK",
     "NIR_SHAPE",
     "NIR_SHAPE_MIN_LENGTH",
     "ErrorCode",
@@ -33,6 +34,7 @@ __all__ = [
     "parse_nir",
     "parse_siren",
     "parse_siret",
+    "redact_nirs",
     "siren_with_checksum",
     "siret_with_checksum",
     "token_not_nir_shaped",
@@ -104,6 +106,16 @@ NIR_SHAPE: re.Pattern[str] = re.compile(
 
 # The shortest text NIR_SHAPE matches: the 15 digits of the groups, without separators.
 NIR_SHAPE_MIN_LENGTH = 15
+NIR_MASK = "[NIR]"
+
+
+def redact_nirs(text: str) -> str:
+    """``text`` with anything shaped like a NIR (see ``NIR_SHAPE``) replaced by ``[NIR]``."""
+    if len(text) < NIR_SHAPE_MIN_LENGTH:
+        # Nothing shorter can hold one: most texts (log fields, codes) skip the scan.
+        return text
+    return NIR_SHAPE.sub(NIR_MASK, text)
+
 
 _MASKED_TAIL = " ** ** ** *** *** **"
 

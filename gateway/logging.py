@@ -14,18 +14,14 @@ from typing import Any
 
 import structlog
 
-from gateway.identifiers import NIR_SHAPE, NIR_SHAPE_MIN_LENGTH
+from gateway.identifiers import redact_nirs
 
-NIR_MASK = "[NIR]"
 _OURS = "_gateway_handler"
 
 
 def _redact(value: Any) -> Any:
     if isinstance(value, str):
-        # Most fields of a line are short words: no regex scan for what cannot hold a NIR.
-        if len(value) < NIR_SHAPE_MIN_LENGTH:
-            return value
-        return NIR_SHAPE.sub(NIR_MASK, value)
+        return redact_nirs(value)
     if isinstance(value, Mapping):
         return {key: _redact(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, NamedTuple, get_args
 
 from gateway.database import utcnow
-from gateway.identifiers import NIR_SHAPE
+from gateway.identifiers import redact_nirs
 
 SubjectKind = Literal["nir", "siren"]
 Outcome = Literal["granted", "refused", "not_found", "error"]
@@ -34,7 +34,6 @@ KEY_ID_LENGTH: Final = 64
 SHA256_HEX_LENGTH: Final = 64
 INT32_MAX: Final = 2**31 - 1
 
-NIR_MASK: Final = "[NIR]"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -62,7 +61,7 @@ def _text(name: str, value: str | None, limit: int, *, required: bool = False) -
     except UnicodeEncodeError as exc:
         raise ValueError(f"audit entry: {name} is not valid Unicode text") from exc
     # Free text comes from partners; a NIR typed into it must not reach the trail in clear.
-    value = NIR_SHAPE.sub(NIR_MASK, value)
+    value = redact_nirs(value)
     if len(value) > limit:
         raise ValueError(f"audit entry: {name} is longer than {limit} characters")
     return value

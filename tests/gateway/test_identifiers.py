@@ -34,6 +34,7 @@ from gateway.identifiers import (
     parse_nir,
     parse_siren,
     parse_siret,
+    redact_nirs,
     siren_with_checksum,
     siret_with_checksum,
     token_not_nir_shaped,
@@ -356,6 +357,21 @@ def test_nothing_shorter_than_the_minimum_length_is_nir_shaped() -> None:
 
     assert shortest == NIR_SHAPE_MIN_LENGTH
     assert is_nir_shaped("184127645108946"[:NIR_SHAPE_MIN_LENGTH])
+
+
+@PROPERTY
+@given(
+    nir_bodies,
+    st.text(alphabet='abc ={}":,0123456789', max_size=20),
+    st.text(alphabet="xyz }", max_size=10),
+)
+def test_redaction_leaves_no_nir_shape(body: str, before: str, after: str) -> None:
+    text = before + " " + nir_with_key(body) + after
+
+    redacted = redact_nirs(text)
+
+    assert "[NIR]" in redacted
+    assert not is_nir_shaped(redacted)
 
 
 @PROPERTY

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from gateway.identifiers import NIR_SHAPE
+from gateway.identifiers import redact_nirs
 from gateway.reference.ingest.report import RowError
 
 __all__ = [
@@ -83,7 +83,7 @@ def format_for(path: Path, override: FileFormat | str | None = None) -> FileForm
 
 def _printable(text: str, limit: int = 60) -> str:
     """Text from the file, safe to show: NIR-shaped parts masked, length capped."""
-    masked = NIR_SHAPE.sub("[NIR]", text)
+    masked = redact_nirs(text)
     return masked if len(masked) <= limit else masked[: limit - 3] + "..."
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from gateway.identifiers import NIR_SHAPE
+from gateway.identifiers import redact_nirs
 
 __all__ = ["REPORT_COLUMNS", "Rejection", "RejectionReport", "RowError", "default_report_path"]
 
@@ -62,7 +62,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def _safe(text: str) -> str:
     # Control characters go first, so that none can split a NIR to hide it from the mask.
-    text = NIR_SHAPE.sub("[NIR]", _CONTROL.sub("", text))
+    text = redact_nirs(_CONTROL.sub("", text))
     if text.startswith(_FORMULA_PREFIXES):
         text = "'" + text
     return text

@@ -23,7 +23,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from gateway.identifiers import NIR_SHAPE, InvalidIdentifierError, parse_nir, parse_siren
+from gateway.identifiers import InvalidIdentifierError, parse_nir, parse_siren, redact_nirs
 from gateway.reference.ingest.report import RowError
 from gateway.reference.models import Category, Periodicity, Regime, StatusEventKind
 
@@ -376,6 +376,6 @@ def row_errors(exc: ValidationError) -> list[RowError]:
         else:
             code, reason = "field.invalid", "the value is not valid"
         # A JSON key is the sender's text: mask it like any other value that may hold a NIR.
-        field = NIR_SHAPE.sub("[NIR]", _field_name(error))[:64]
+        field = redact_nirs(_field_name(error))[:64]
         found.append(RowError(field, code, reason))
     return found
