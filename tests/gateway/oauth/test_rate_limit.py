@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -94,9 +95,17 @@ async def test_two_gateway_processes_share_one_count(
     assert [r.status_code for r in responses] == [200, 200, 200, 429]
 
 
+@pytest.fixture
+async def async_db(db: Database) -> AsyncIterator[Database]:
+    """``db`` for async use: its pooled connections closed on the test's own loop."""
+    yield db
+    await db.async_engine.dispose()
+
+
 async def test_concurrent_hits_are_counted_exactly_and_written_together(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+    async_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    db = async_db
     limiter = RateLimiter(db.async_engine)
     writes = 0
     write = limiter._write

@@ -15,6 +15,15 @@ from gateway.settings import Settings
 from tests.factories import create_account, create_declaration, create_ingestion_run
 
 
+@pytest.fixture(autouse=True)
+async def close_test_pool(db: Database) -> AsyncIterator[None]:
+    """Close, on the test's own loop, what the test's helpers opened in ``db``'s async pool
+    (``audit_rows`` and the like): left open, they would be closed by the garbage collector
+    on a loop that has ended."""
+    yield
+    await db.async_engine.dispose()
+
+
 @pytest.fixture
 async def http(app: FastAPI, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
