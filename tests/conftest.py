@@ -144,6 +144,14 @@ def db(settings: Settings) -> Iterator[Database]:
 
 
 @pytest.fixture
+async def async_db(db: Database) -> AsyncIterator[Database]:
+    """``db`` for async use: ``db`` only disposes its sync engine, and pooled async connections
+    must be closed on the loop that opened them, the test's own, before it ends."""
+    yield db
+    await db.async_engine.dispose()
+
+
+@pytest.fixture
 def session(db: Database) -> Iterator[Session]:
     """A sync session for factories and assertions; tests commit what they set up."""
     with db.sync_session() as sync_session:

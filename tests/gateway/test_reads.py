@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
@@ -36,22 +35,15 @@ DECLARATIONS = Prepared(
 SLEEP = Prepared(select(func.pg_sleep(bindparam("seconds", type_=Float))))
 
 
-@pytest.fixture
-async def db_reads(db: Database) -> AsyncIterator[Database]:
-    yield db
-    # Pooled async connections must be closed on the loop that opened them.
-    await db.async_engine.dispose()
-
-
 async def test_rows_come_in_column_order_with_python_types(
-    session: Session, db_reads: Database
+    session: Session, async_db: Database
 ) -> None:
     account = create_account(session)
     create_declaration(session, account, "2025-01", sales_bic="12.50")
     create_declaration(session, account, "2025-02", sales_bic="3")
     session.commit()
 
-    rows = await db_reads.reader.all(
+    rows = await async_db.reader.all(
         DECLARATIONS, siren=account.siren, first_day=dt.date(2025, 2, 1)
     )
 
@@ -65,31 +57,31 @@ async def test_rows_come_in_column_order_with_python_types(
     assert isinstance(sales_bic, Decimal)
 
 
-async def test_first_and_scalar_say_none_when_nothing_matches(db_reads: Database) -> None:
+async def test_first_and_scalar_say_none_when_nothing_matches(async_db: Database) -> None:
     params = {"siren": "000000000", "first_day": dt.date(2025, 1, 1)}
 
-    assert await db_reads.reader.all(DECLARATIONS, **params) == []
-    assert await db_reads.reader.first(DECLARATIONS, **params) is None
-    assert await db_reads.reader.scalar(DECLARATIONS, **params) is None
+    assert await async_db.reader.all(DECLARATIONS, **params) == []
+    assert await async_db.reader.first(DECLARATIONS, **params) is None
+    assert await async_db.reader.scalar(DECLARATIONS, **params) is None
 
 
 async def test_a_plain_select_with_an_embedded_list_works(
-    session: Session, db_reads: Database
+    session: Session, async_db: Database
 ) -> None:
     accounts = [create_account(session) for _ in range(3)]
     session.commit()
     wanted = [accounts[0].siren, accounts[2].siren, "000000000"]
 
-    rows = await db_reads.reader.all(
+    rows = await async_db.reader.all(
         select(Account.siren).where(Account.siren.in_(wanted)).order_by(Account.siren)
     )
 
     assert [row[0] for row in rows] == sorted([accounts[0].siren, accounts[2].siren])
 
 
-async def test_a_missing_parameter_is_refused_before_the_database(db_reads: Database) -> None:
+async def test_a_missing_parameter_is_refused_before_the_database(async_db: Database) -> None:
     with pytest.raises(TypeError, match="first_day"):
-        await db_reads.reader.all(DECLARATIONS, siren="732829320")
+        await async_db.reader.all(DECLARATIONS, siren="732829320")
 
 
 def test_a_prepared_statement_is_compiled_once_per_dialect() -> None:

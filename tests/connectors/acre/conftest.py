@@ -42,16 +42,15 @@ async def pole_emploi(
 
 
 @pytest.fixture
-async def connect(db: Database, pole_emploi: PoleEmploiClient) -> AsyncIterator[Connect]:
+def connect(async_db: Database, pole_emploi: PoleEmploiClient) -> Connect:
     """``async with connect(now=..., services=...) as ctx``, Pôle emploi by default."""
 
     @asynccontextmanager
     async def open_context(
         *, now: dt.datetime = NOW, services: Mapping[str, Any] | None = None
     ) -> AsyncIterator[ConnectorContext]:
-        async with connector_context(db, today=now.date(), partner_kind="cnam") as ctx:
+        async with connector_context(async_db, today=now.date(), partner_kind="cnam") as ctx:
             given = {"pole_emploi": pole_emploi} if services is None else services
             yield dataclasses.replace(ctx, now=now, services=given)
 
-    yield open_context
-    await db.async_engine.dispose()
+    return open_context

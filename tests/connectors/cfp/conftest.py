@@ -23,16 +23,15 @@ def signer() -> Es256Signer:
 
 
 @pytest.fixture
-async def connect(db: Database, signer: Es256Signer) -> AsyncIterator[Connect]:
+def connect(async_db: Database, signer: Es256Signer) -> Connect:
     """``async with connect() as ctx``: what the pipeline passes, with the signer as service."""
 
     @asynccontextmanager
     async def open_context(
         *, today: dt.date = TODAY, services: Mapping[str, Any] | None = None
     ) -> AsyncIterator[ConnectorContext]:
-        async with connector_context(db, today=today, partner_kind="training_fund") as ctx:
+        async with connector_context(async_db, today=today, partner_kind="training_fund") as ctx:
             given = {SIGNER_SERVICE: signer} if services is None else services
             yield dataclasses.replace(ctx, services=given)
 
-    yield open_context
-    await db.async_engine.dispose()
+    return open_context

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
 
 import pytest
 from factories import Connect, connector_context
@@ -12,9 +11,6 @@ from gateway.database import Database
 
 
 @pytest.fixture
-async def connect(db: Database) -> AsyncIterator[Connect]:
+def connect(async_db: Database) -> Connect:
     """``async with connect(today=...) as ctx``: what the pipeline would pass an operation."""
-    yield functools.partial(connector_context, db)
-    # The ``db`` fixture only disposes the sync engine; pooled async connections must be closed
-    # on the loop that opened them.
-    await db.async_engine.dispose()
+    return functools.partial(connector_context, async_db)

@@ -24,10 +24,9 @@ def pseudonymiser(db: Database, settings: Settings) -> Pseudonymiser:
 
 
 @pytest.fixture
-async def writer(db: Database) -> AsyncIterator[AuditWriter]:
-    async with AuditWriter(db) as audit_writer:
+async def writer(async_db: Database) -> AsyncIterator[AuditWriter]:
+    async with AuditWriter(async_db) as audit_writer:
         yield audit_writer
-    await db.async_engine.dispose()
 
 
 @pytest.fixture

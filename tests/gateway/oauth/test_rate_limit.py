@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -93,13 +92,6 @@ async def test_two_gateway_processes_share_one_count(
         for http in (first, second, first, second):
             responses.append(await http.get("/api/test/turnover", headers=bearer(token)))
     assert [r.status_code for r in responses] == [200, 200, 200, 429]
-
-
-@pytest.fixture
-async def async_db(db: Database) -> AsyncIterator[Database]:
-    """``db`` for async use: its pooled connections closed on the test's own loop."""
-    yield db
-    await db.async_engine.dispose()
 
 
 async def test_concurrent_hits_are_counted_exactly_and_written_together(

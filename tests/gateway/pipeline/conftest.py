@@ -16,12 +16,8 @@ from tests.factories import create_account, create_declaration, create_ingestion
 
 
 @pytest.fixture(autouse=True)
-async def close_test_pool(db: Database) -> AsyncIterator[None]:
-    """Close, on the test's own loop, what the test's helpers opened in ``db``'s async pool
-    (``audit_rows`` and the like): left open, they would be closed by the garbage collector
-    on a loop that has ended."""
-    yield
-    await db.async_engine.dispose()
+def close_test_pool(async_db: Database) -> None:
+    """The helpers (``audit_rows`` and the like) read through ``db``'s async pool."""
 
 
 @pytest.fixture
