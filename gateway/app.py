@@ -22,6 +22,7 @@ from gateway.migrate import schema_state
 from gateway.oauth import endpoints as oauth_endpoints
 from gateway.openapi import install_openapi
 from gateway.pipeline.guard import authorise_for, justify
+from gateway.pipeline.lane import ConnectorLane
 from gateway.pipeline.routes import add_connector_routes, sunset_dates
 from gateway.pipeline.services import connector_services
 from gateway.settings import Settings, get_settings
@@ -76,13 +77,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     install_problem_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(oauth_endpoints.router)
     app.state.sunsets = sunset_dates(VERSIONS, settings.sunset_dates)
-    add_connector_routes(app, VERSIONS, authorise_for=authorise_for, justify=justify)
+    connector_routes = add_connector_routes(
+        app, VERSIONS, authorise_for=authorise_for, justify=justify
+    )
     app.include_router(consent_endpoints.router)
     install_console(app, settings)
     install_openapi(app)
     install_docs(app)
+    # The last added is the outermost: every response, the lane's included, gets its request
+    # id, headers and log line.
+    app.add_middleware(ConnectorLane, routes=connector_routes)
+    app.add_middleware(RequestContextMiddleware)
     return app

@@ -21,11 +21,14 @@ from gateway.database import utcnow
 from gateway.pipeline.context import AccessContext, PipelineState
 from gateway.pipeline.idempotency import idempotent_request, replay
 from gateway.pipeline.minimise import minimise, withheld_fields
+from gateway.pipeline.parameters import bind, bound_parameters
 
 Authorise = Callable[..., Awaitable[AccessContext]]
 Justify = Callable[[Request, AccessContext, PipelineState], Awaitable[None]]
 
 CONTEXT_PARAMETER = "ctx"
+# The endpoint's attribute holding what serves a request end to end (see ConnectorRoute).
+SERVE_ATTRIBUTE = "__pipeline_serve__"
 JSON_MEDIA_TYPE = "application/json"
 
 
@@ -108,9 +111,19 @@ def make_endpoint(
         inspect.Parameter.KEYWORD_ONLY,
         annotation=Annotated[AccessContext, Depends(authorise)],
     )
+    parameters = operation_parameters(operation)
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [request_parameter, access_parameter, *operation_parameters(operation)]
+        [request_parameter, access_parameter, *parameters]
     )
+    bound = bound_parameters(operation.path, parameters)
+
+    async def serve(request: Request) -> Response:
+        # What FastAPI would do from the signature above: the access dependency, then the
+        # parameters, then the endpoint.
+        access = await authorise(request)
+        return await endpoint(request, access, **await bind(request, bound))
+
+    setattr(endpoint, SERVE_ATTRIBUTE, serve)
     endpoint.__name__ = f"{version.dataset}_v{version.version}_{operation.name}"
     endpoint.__doc__ = operation.description
     return endpoint

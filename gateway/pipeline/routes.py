@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from connectors.kit import ConnectorVersion, Operation
 from gateway.pipeline.endpoint import Authorise, Justify, make_endpoint
-from gateway.pipeline.route import PIPELINE_ATTRIBUTE, PipelineRoute
+from gateway.pipeline.route import PIPELINE_ATTRIBUTE, ConnectorRoute
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
@@ -70,9 +70,11 @@ def add_connector_routes(
     *,
     authorise_for: Any,
     justify: Justify,
-) -> None:
+) -> list[ConnectorRoute]:
+    """Mount every operation of ``versions``; returns their routes, in matching order."""
+    routes: list[ConnectorRoute] = []
     for version in versions:
-        router = APIRouter(prefix=version.prefix, route_class=PipelineRoute)
+        router = APIRouter(prefix=version.prefix, route_class=ConnectorRoute)
         authorise: Authorise = authorise_for(version)
         for operation in version.operations:
             endpoint = make_endpoint(version, operation, authorise, justify)
@@ -94,4 +96,6 @@ def add_connector_routes(
                     "x-connector": version.key,
                 },
             )
+        routes.extend(route for route in router.routes if isinstance(route, ConnectorRoute))
         app.include_router(router)
+    return routes
