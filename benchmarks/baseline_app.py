@@ -3,7 +3,8 @@
 No token, purpose, habilitation, consent, audit, rate limit, request log or middleware: each
 route opens a session and calls the very connector function the gateway's pipeline calls (same
 queries, same driver and pool through :class:`gateway.database.Database`, same response models
-and serialisation, and the CFP attestation signed with the same signer). The difference between
+and serialisation, the CFP attestation signed with the same signer, and the same runtime: its
+startup heap frozen, as `gateway serve` does). The difference between
 the two servers' throughput is therefore the price of the safe path and nothing else.
 
 Run: ``uvicorn benchmarks.baseline_app:create_app --factory`` with the gateway's environment.
@@ -11,6 +12,7 @@ Run: ``uvicorn benchmarks.baseline_app:create_app --factory`` with the gateway's
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -45,6 +47,11 @@ def create_app() -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with connector_services(db, settings) as made:
             services.update(made)
+            # The runtime `gateway serve` gives its workers (the `freeze_heap_after_startup`
+            # setting): without it, this server's full collections would stall it as they
+            # would the gateway.
+            gc.collect()
+            gc.freeze()
             yield
         await db.dispose()
 

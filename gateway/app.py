@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -61,6 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ):
             app.state.audit = audit
             app.state.connector_services = services
+            if settings.freeze_heap_after_startup:
+                gc.collect()
+                gc.freeze()
             yield
         await db.dispose()
 

@@ -30,6 +30,8 @@ from typing import Any, Protocol, TypeAlias
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 Row = Sequence[Any]
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]
@@ -85,9 +87,11 @@ class Prepared:
 Statement = Prepared | AnySelect
 
 
-def compile_read(statement: AnySelect, dialect: Dialect) -> CompiledRead:
+def compile_read(statement: ClauseElement, dialect: Dialect) -> CompiledRead:
     """The statement's SQL for ``dialect``, embedded lists expanded into parameters."""
     compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    if not isinstance(compiled, SQLCompiler):
+        raise TypeError(f"not a SQL statement: {type(statement).__name__}")
     # Values the statement holds (constants, embedded lists); a bare ``bindparam`` has none.
     defaults = {
         name: value
@@ -152,11 +156,22 @@ class PostgresReader(_RowsReader):
         return self._gate
 
     async def all(self, statement: Statement, **params: Any) -> list[Row]:
-        read = _sql(statement, self._dialect)
-        async with self._fair_gate(), self._engine.connect() as connection:
-            driver: Any = (await connection.get_raw_connection()).driver_connection
-            rows: list[Row] = await driver.fetch(read.sql, *read.arguments(params))
-        return rows
+        async with self._fair_gate():
+            return await fetch_on_driver(self._engine, _sql(statement, self._dialect), params)
+
+
+async def fetch_on_driver(
+    engine: AsyncEngine, statement: CompiledRead, params: Mapping[str, Any]
+) -> list[Row]:
+    """Run ``statement`` with asyncpg itself, on a connection of ``engine``'s pool.
+
+    No transaction is opened around it: a single statement is atomic and commits on its own,
+    which also suits the request path's writes (the audit batch, the rate-limit counters).
+    """
+    async with engine.connect() as connection:
+        driver: Any = (await connection.get_raw_connection()).driver_connection
+        rows: list[Row] = await driver.fetch(statement.sql, *statement.arguments(params))
+    return rows
 
 
 class SqlAlchemyReader(_RowsReader):

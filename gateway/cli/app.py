@@ -95,6 +95,8 @@ def run_server(host: str, port: int, workers: int) -> None:
         raise typer.Exit(2) from exc
     # The workers (this process when there is one) leave sealing to a process of their own.
     os.environ["GATEWAY_AUDIT_SEAL_IN_PROCESS"] = "false"
+    # Each worker keeps its app for its whole life (see the setting).
+    os.environ["GATEWAY_FREEZE_HEAP_AFTER_STARTUP"] = "true"
     get_settings.cache_clear()
     with sealer_process():
         uvicorn.run(

@@ -30,6 +30,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.oauth.models import RateLimitCounter
+from gateway.reads import compile_read, fetch_on_driver
 
 WINDOW_SECONDS = 60
 # Rows of windows older than this are deleted, at most once per interval per process.
@@ -72,8 +73,11 @@ class RateLimiter:
 
     def __init__(self, engine: AsyncEngine, clock: Callable[[], float] = time.time) -> None:
         self._engine = engine
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._postgresql = engine.dialect.name == "postgresql"
+        self._upsert_postgresql = (
+            compile_read(_UPSERT_POSTGRESQL, engine.dialect)
+            if engine.dialect.name == "postgresql"
+            else None
+        )
         self._clock = clock
         self._pending: dict[_Key, list[asyncio.Future[int]]] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -116,18 +120,19 @@ class RateLimiter:
     async def _write(self, increments: dict[_Key, int]) -> dict[_Key, int]:
         # Sorted rows: two processes lock the same counters in the same order, no deadlock.
         ordered = sorted(increments.items())
-        if self._postgresql:
-            # One statement of fixed text in autocommit: prepared once, one round trip.
-            async with self._autocommit.connect() as connection:
-                result = await connection.execute(
-                    _UPSERT_POSTGRESQL,
-                    {
-                        "buckets": [bucket for (bucket, _), _ in ordered],
-                        "windows": [window for (_, window), _ in ordered],
-                        "hits": [count for _, count in ordered],
-                    },
-                )
-                totals = {(row[0], row[1]): row[2] for row in result}
+        if self._upsert_postgresql is not None:
+            # One statement of fixed text, run by asyncpg outside any transaction: prepared
+            # once per connection, one round trip, committed on its own.
+            result = await fetch_on_driver(
+                self._engine,
+                self._upsert_postgresql,
+                {
+                    "buckets": [bucket for (bucket, _), _ in ordered],
+                    "windows": [window for (_, window), _ in ordered],
+                    "hits": [count for _, count in ordered],
+                },
+            )
+            totals = {(row[0], row[1]): row[2] for row in result}
         else:
             rows = [
                 {"bucket": bucket, "window_start_epoch": window, "hits": count}
