@@ -2,13 +2,18 @@
 
 Every record, ours or a library's (uvicorn, SQLAlchemy), goes through the same processors, so
 the redaction of NIR-shaped strings cannot be bypassed by logging through the standard library.
+
+Libraries' records reach our handlers through the standard library. Our own lines (structlog)
+are rendered by the same final processors and written to the same handlers' streams directly:
+the standard library's record, handler chain and formatter cost as much again as the line
+itself, and the request path writes one line per request.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +22,65 @@ import structlog
 from gateway.identifiers import redact_nirs
 
 _OURS = "_gateway_handler"
+_RENDER = "_gateway_render"
 
 
-def _redact(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact_nirs(value)
-    if isinstance(value, Mapping):
-        return {key: _redact(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_redact(item) for item in value]
-    return value
+def redact_line(_logger: Any, _method: str, line: str) -> str:
+    """Mask anything shaped like a NIR in a rendered line: field values, keys, tracebacks.
+
+    The rendering keeps a NIR's characters as they were (digits, A or B, and the spaces, dots
+    or hyphens it may be written with are never escaped in JSON), so one pass over the line
+    finds every NIR any field held, however deeply nested, for less than one pass per field.
+    """
+    return redact_nirs(line)
 
 
-def redact_nir(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """Mask anything shaped like a NIR, valid key or not, in every field of a record."""
-    for key, value in list(event_dict.items()):
-        event_dict[key] = _redact(value)
-    return event_dict
+Render = Any  # (event_dict) -> str: a handler's final processors, applied to a copy
 
 
-def _render_exception_then_redact(
-    logger: Any, method: str, event_dict: MutableMapping[str, Any]
-) -> Any:
-    # Tracebacks can quote local values: render them to text first so redaction sees them.
-    return redact_nir(
-        logger, method, structlog.processors.format_exc_info(logger, method, event_dict)
-    )
+def _final_chain(processors: list[Any]) -> Render:
+    def render(event_dict: MutableMapping[str, Any]) -> str:
+        rendered: Any = dict(event_dict)
+        for processor in processors:
+            rendered = processor(None, "", rendered)
+        return str(rendered)
+
+    return render
+
+
+class HandlerWriter:
+    """structlog's logger: each line rendered per handler format, written to our handlers."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _write(self, **event_dict: Any) -> None:
+        rendered: dict[Render, str] = {}
+        for handler in logging.getLogger().handlers:
+            render = getattr(handler, _RENDER, None)
+            if render is None:
+                continue
+            line = rendered.get(render)
+            if line is None:
+                line = rendered[render] = render(event_dict)
+            _write_line(handler, line)
+
+    debug = info = warning = error = critical = msg = _write
+
+
+def _write_line(handler: logging.Handler, line: str) -> None:
+    handler.acquire()
+    try:
+        stream = getattr(handler, "stream", None)
+        if stream is None:  # a file handler already closed
+            raise ValueError("the handler has no open stream")
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        # What the standard library does with a failing handler: report it, never raise.
+        handler.handleError(logging.makeLogRecord({"msg": line}))
+    finally:
+        handler.release()
 
 
 def configure_logging(
@@ -59,48 +97,50 @@ def configure_logging(
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    shared: list[Any] = [
+    ours: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.stdlib.ExtraAdder(),
     ]
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
+    foreign = [*ours, structlog.stdlib.ExtraAdder()]
+    # Tracebacks become text before rendering, so that the line's redaction sees them.
+    json_final: list[Any] = [
+        structlog.processors.format_exc_info,
+        structlog.processors.JSONRenderer(),
+        redact_line,
+    ]
+    stderr_final: list[Any] = (
+        json_final
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()), redact_line]
     )
-    final: list[Any] = [
-        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-        _render_exception_then_redact if use_json else redact_nir,
-        renderer,
-    ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=ours,
+        logger_factory=HandlerWriter,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    handlers[0].setFormatter(formatter)
+    destinations: list[tuple[logging.Handler, list[Any]]] = [
+        (logging.StreamHandler(sys.stderr), stderr_final)
+    ]
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
-        file_handler.setFormatter(
+        destinations.append((logging.FileHandler(log_file, encoding="utf-8"), json_final))
+    handlers = []
+    shared_renders: dict[int, Render] = {}
+    for handler, final in destinations:
+        handler.setFormatter(
             structlog.stdlib.ProcessorFormatter(
-                foreign_pre_chain=shared,
-                processors=[
-                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    _render_exception_then_redact,
-                    structlog.processors.JSONRenderer(),
-                ],
+                foreign_pre_chain=foreign,
+                processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
             )
         )
-        handlers.append(file_handler)
-    for handler in handlers:
+        # One render per format and line, however many handlers share it.
+        render = shared_renders.setdefault(id(final), _final_chain(final))
+        setattr(handler, _RENDER, render)
         setattr(handler, _OURS, True)
+        handlers.append(handler)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
         root.removeHandler(old)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
@@ -46,3 +47,51 @@ def test_the_suite_scan_finds_a_nir_written_in_clear(tmp_path: Path) -> None:
     log_file = tmp_path / "leaky.log"
     log_file.write_text('{"event": "ok"}\n{"event": "leak", "nir": "' + NIR + '"}\n')
     assert nir_leaks(log_file) == [2]
+
+
+def _our_handler_streams(stderr: io.StringIO) -> None:
+    """Point the stderr handler `configure_logging` made at ``stderr`` (the file is real)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+            handler, logging.FileHandler
+        ):
+            handler.setStream(stderr)
+
+
+def test_a_line_of_ours_reaches_every_handler_once_and_a_nir_in_a_key_is_masked(
+    tmp_path: Path,
+) -> None:
+    log_file = tmp_path / "gateway.log"
+    stderr = io.StringIO()
+    configure_logging("json", "info", log_file)
+    try:
+        _our_handler_streams(stderr)
+        structlog.get_logger("test").info("seen", **{f"id {NIR}": 1}, count=2)
+        structlog.get_logger("test").debug("below the level")
+    finally:
+        configure_logging("json", "info", SUITE_LOG)
+    [on_file] = _records(log_file)
+    [on_stderr] = [json.loads(line) for line in stderr.getvalue().splitlines()]
+    assert on_file == on_stderr
+    assert on_file["event"] == "seen"
+    assert on_file["count"] == 2
+    assert NIR not in log_file.read_text()
+    assert "id [NIR]" in on_file
+
+
+def test_a_failing_handler_does_not_fail_the_caller(tmp_path: Path) -> None:
+    log_file = tmp_path / "gateway.log"
+    configure_logging("json", "info", log_file)
+    try:
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.close()
+        raised = logging.raiseExceptions
+        logging.raiseExceptions = False  # the standard library's own switch for reporting
+        try:
+            structlog.get_logger("test").info("after the file closed")
+        finally:
+            logging.raiseExceptions = raised
+    finally:
+        configure_logging("json", "info", SUITE_LOG)
+    assert log_file.read_text() == ""
