@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, UOWTransaction
 
@@ -33,6 +34,8 @@ from gateway.partners.models import Habilitation, OAuthClient
 from gateway.partners.repository import disabled_client_ids_query, habilitations_in_force_query
 from gateway.partners.service import legal_today
 from gateway.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 _WATCHED = (OAuthClient, Habilitation, TokenRevocation)
 _CHANGED = "gateway.token_status_changed"
@@ -107,6 +110,13 @@ class HabilitationGrant:
         )
 
 
+def _report_refresh_failure(task: asyncio.Task[StatusSnapshot]) -> None:
+    # The snapshot in use stays valid until its interval ends; past it, requests reload it
+    # themselves and a failure then refuses them (503).
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("token_status_refresh_failed", error_type=type(task.exception()).__name__)
+
+
 @dataclass(frozen=True, slots=True)
 class StatusSnapshot:
     generation: int
@@ -121,7 +131,13 @@ class StatusSnapshot:
 
 
 class TokenStatus:
-    """One process's snapshot, reloaded on the request path when stale (single flight)."""
+    """One process's snapshot, refreshed ahead of time, reloaded on the request path if stale.
+
+    Past half its interval a snapshot is refreshed in the background while requests go on
+    using it; only one older than the interval (the process was idle, or the database is slow
+    or down) makes a request wait for a reload. Every request once waited for every periodic
+    reload, so under load all requests in flight stalled once a second.
+    """
 
     def __init__(
         self, settings: Settings, db: Database, clock: Callable[[], float] = time.monotonic
@@ -133,12 +149,16 @@ class TokenStatus:
         self._leeway = dt.timedelta(seconds=settings.token_leeway_seconds)
         self._snapshot: StatusSnapshot | None = None
         self._lock = asyncio.Lock()
+        self._refresh: asyncio.Task[StatusSnapshot] | None = None
 
     async def current(self) -> StatusSnapshot:
         snapshot = self._snapshot
-        if snapshot is not None and not self._stale(snapshot, self._ttl):
-            return snapshot
-        return await self._reload(self._ttl)
+        if snapshot is None or self._stale(snapshot, self._ttl):
+            return await self._reload(self._ttl)
+        if self._stale(snapshot, self._ttl / 2) and (self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.create_task(self._reload(self._ttl / 2))
+            self._refresh.add_done_callback(_report_refresh_failure)
+        return snapshot
 
     async def reload_if_older_than(self, seconds: float) -> StatusSnapshot:
         """Reload unless the snapshot is fresher than ``seconds``: a bounded way to look again
