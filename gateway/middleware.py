@@ -8,8 +8,9 @@ check), whatever produced the response: a route, an error handler or a refusal.
 from __future__ import annotations
 
 import re
+import secrets
 import time
-import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.identifiers import token_not_nir_shaped
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
 _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _RESPONSE_HEADERS_KEY = "response_headers"
 
@@ -50,15 +52,11 @@ class RequestContextMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
-                names = {name.lower() for name, _ in headers}
-                headers.extend(h for h in SECURITY_HEADERS if h[0] not in names)
-                added: dict[str, str] = scope["state"].get(_RESPONSE_HEADERS_KEY, {})
-                for name, value in added.items():
-                    if name.lower().encode() not in names:
-                        headers.append((name.lower().encode(), value.encode()))
-                message["headers"] = headers
+                message["headers"] = _with_our_headers(
+                    message.get("headers", ()),
+                    request_id,
+                    scope["state"].get(_RESPONSE_HEADERS_KEY),
+                )
             await send(message)
 
         try:
@@ -73,14 +71,35 @@ class RequestContextMiddleware:
             )
 
 
+def _with_our_headers(
+    headers: Iterable[tuple[bytes, bytes]], request_id: str, added: dict[str, str] | None
+) -> list[tuple[bytes, bytes]]:
+    """The response's headers, then ours (request id, security, the request's own) unless the
+    response set one of the same name itself."""
+    result = list(headers)
+    names = {name.lower() for name, _ in result}
+    result.append((_REQUEST_ID_HEADER_BYTES, request_id.encode()))
+    result.extend(header for header in SECURITY_HEADERS if header[0] not in names)
+    for name, value in (added or {}).items():
+        raw = name.lower().encode()
+        if raw not in names:
+            result.append((raw, value.encode()))
+    return result
+
+
 def _request_id_from(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
-        if name == REQUEST_ID_HEADER.encode():
+        if name == _REQUEST_ID_HEADER_BYTES:
             candidate: str = value.decode("latin-1")
             if _ACCEPTABLE_REQUEST_ID.match(candidate):
                 return candidate
             break
-    return token_not_nir_shaped(lambda: uuid.uuid4().hex)
+    return token_not_nir_shaped(_new_request_id)
+
+
+def _new_request_id() -> str:
+    # 128 random bits in hex, as a UUID4's hex form has, without building a UUID.
+    return secrets.token_hex(16)
 
 
 def add_response_headers(scope: Scope, headers: dict[str, str]) -> None:

@@ -56,10 +56,11 @@ def _text(name: str, value: str | None, limit: int, *, required: bool = False) -
         raise ValueError(f"audit entry: {name} is empty")
     if "\x00" in value:
         raise ValueError(f"audit entry: {name} contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"audit entry: {name} is not valid Unicode text") from exc
+    if not value.isascii():  # ASCII text (the usual case) holds no lone surrogate
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"audit entry: {name} is not valid Unicode text") from exc
     # Free text comes from partners; a NIR typed into it must not reach the trail in clear.
     value = redact_nirs(value)
     if len(value) > limit:

@@ -8,7 +8,7 @@ from connectors.kit import ConnectorVersion, Operation, Subject
 from gateway.pipeline.idempotency import IdempotentRequest
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccessContext:
     """Who asks, under which habilitation, for what purpose: established once per request."""
 
@@ -26,7 +26,7 @@ class AccessContext:
     case_reference: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class PipelineState:
     """What the pipeline learns as a request goes through it; the audit record is made of it."""
 
