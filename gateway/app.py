@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 gc.collect()
                 gc.freeze()
             yield
+            guard = getattr(app.state, "token_guard", None)
+            if guard is not None:
+                await guard.close()
         await db.dispose()
 
     app = FastAPI(

@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeAlias
 
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -160,14 +160,45 @@ class PostgresReader(_RowsReader):
             return await fetch_on_driver(self._engine, _sql(statement, self._dialect), params)
 
 
+class HeldConnection:
+    """A pooled connection kept by a task that runs one statement at a time on asyncpg.
+
+    The audit writer and the rate limiter each run their statements one after another, a
+    batch at a time; taking a connection from the pool and giving it back costs about as much
+    CPU as running the statement, so each keeps one. A statement that fails or is cancelled
+    drops the connection (its state is unknown) and the next one takes a fresh one.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self._driver: Any = None
+
+    async def fetch(self, statement: CompiledRead, params: Mapping[str, Any]) -> list[Row]:
+        if self._connection is None:
+            self._connection = await self._engine.connect()
+            self._driver = (await self._connection.get_raw_connection()).driver_connection
+        try:
+            rows: list[Row] = await self._driver.fetch(statement.sql, *statement.arguments(params))
+        except BaseException:
+            await self.close(invalidate=True)
+            raise
+        return rows
+
+    async def close(self, *, invalidate: bool = False) -> None:
+        connection, self._connection, self._driver = self._connection, None, None
+        if connection is None:
+            return
+        if invalidate:
+            await connection.invalidate()
+        await connection.close()
+
+
 async def fetch_on_driver(
     engine: AsyncEngine, statement: CompiledRead, params: Mapping[str, Any]
 ) -> list[Row]:
-    """Run ``statement`` with asyncpg itself, on a connection of ``engine``'s pool.
-
-    No transaction is opened around it: a single statement is atomic and commits on its own,
-    which also suits the request path's writes (the audit batch, the rate-limit counters).
-    """
+    """Run ``statement`` with asyncpg itself, on a connection of ``engine``'s pool, outside
+    any transaction: one statement reads one consistent snapshot."""
     async with engine.connect() as connection:
         driver: Any = (await connection.get_raw_connection()).driver_connection
         rows: list[Row] = await driver.fetch(statement.sql, *statement.arguments(params))

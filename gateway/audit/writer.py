@@ -31,7 +31,7 @@ from gateway.audit.errors import AuditUnavailableError
 from gateway.audit.models import AuditPending, AuditRecord, AuditSubjectEntry
 from gateway.audit.schemas import AuditEntry
 from gateway.database import Database
-from gateway.reads import CompiledRead, compile_read, fetch_on_driver
+from gateway.reads import CompiledRead, HeldConnection, compile_read
 
 log = structlog.get_logger(__name__)
 
@@ -144,6 +144,7 @@ class AuditWriter:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self._engine = db.async_engine
+        self._connection = HeldConnection(self._engine)
         self._batch_postgresql = (
             compile_read(_INSERT_BATCH_POSTGRESQL, self._engine.dialect)
             if self._engine.dialect.name == "postgresql"
@@ -181,6 +182,7 @@ class AuditWriter:
         self._wakeup.set()
         if self._task is not None:
             await self._task
+        await self._connection.close()
 
     async def write(self, entry: AuditEntry) -> int:
         """Commit ``entry``; returns the record id once committed, never before."""
@@ -284,7 +286,7 @@ class AuditWriter:
         parameters["subject_pseudonym"] = [subject.pseudonym for _, subject, _ in subjects]
         parameters["subject_key_id"] = [subject.key_id for _, subject, _ in subjects]
         parameters["subject_occurred_at"] = [occurred_at for _, _, occurred_at in subjects]
-        ids = [row[0] for row in await fetch_on_driver(self._engine, statement, parameters)]
+        ids = [row[0] for row in await self._connection.fetch(statement, parameters)]
         if len(ids) != len(entries):
             raise RuntimeError("the audit batch returned another number of ids than entries")
         return ids

@@ -30,7 +30,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.oauth.models import RateLimitCounter
-from gateway.reads import compile_read, fetch_on_driver
+from gateway.reads import HeldConnection, compile_read
 
 WINDOW_SECONDS = 60
 # Rows of windows older than this are deleted, at most once per interval per process.
@@ -73,6 +73,7 @@ class RateLimiter:
 
     def __init__(self, engine: AsyncEngine, clock: Callable[[], float] = time.time) -> None:
         self._engine = engine
+        self._connection = HeldConnection(engine)
         self._upsert_postgresql = (
             compile_read(_UPSERT_POSTGRESQL, engine.dialect)
             if engine.dialect.name == "postgresql"
@@ -82,6 +83,12 @@ class RateLimiter:
         self._pending: dict[_Key, list[asyncio.Future[int]]] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._last_purge = 0.0
+
+    async def close(self) -> None:
+        """Give back the connection the counters were written on (the app is stopping)."""
+        if self._flusher is not None and not self._flusher.done():
+            await self._flusher
+        await self._connection.close()
 
     async def hit(self, bucket: str, limit: int) -> RateLimitDecision:
         now = self._clock()
@@ -123,8 +130,7 @@ class RateLimiter:
         if self._upsert_postgresql is not None:
             # One statement of fixed text, run by asyncpg outside any transaction: prepared
             # once per connection, one round trip, committed on its own.
-            result = await fetch_on_driver(
-                self._engine,
+            result = await self._connection.fetch(
                 self._upsert_postgresql,
                 {
                     "buckets": [bucket for (bucket, _), _ in ordered],

@@ -233,6 +233,9 @@ class TokenGuard:
         self._keys: dict[str, ECKey] = {}
         self._keys_loaded_at = float("-inf")
 
+    async def close(self) -> None:
+        await self.limiter.close()
+
     async def check(self, request: Request, authorization: str | None, scope: str) -> TokenClaims:
         token = _bearer_token(authorization)
         try:

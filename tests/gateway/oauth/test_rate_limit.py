@@ -108,10 +108,13 @@ async def test_concurrent_hits_are_counted_exactly_and_written_together(
         return await write(increments)
 
     monkeypatch.setattr(limiter, "_write", counting)
-    decisions = await asyncio.gather(
-        *(limiter.hit("client-a turnover:read", 25) for _ in range(30))
-    )
-    other = await limiter.hit("client-b turnover:read", 25)
+    try:
+        decisions = await asyncio.gather(
+            *(limiter.hit("client-a turnover:read", 25) for _ in range(30))
+        )
+        other = await limiter.hit("client-b turnover:read", 25)
+    finally:
+        await limiter.close()
 
     assert sorted(d.remaining for d in decisions) == [0] * 6 + list(range(1, 25))
     assert sum(d.allowed for d in decisions) == 25
@@ -133,6 +136,8 @@ async def test_two_processes_hitting_at_the_same_time_never_share_a_rank(
             *(limiters[i % 2].hit("client-c status:read", 1000) for i in range(40))
         )
     finally:
+        for limiter in limiters:
+            await limiter.close()
         for database in databases:
             await database.dispose()
     ranks = sorted(1000 - decision.remaining for decision in decisions)
