@@ -99,6 +99,7 @@ class Pseudonymiser:
         self._active: _Key | None = None
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
+        self._refresh: asyncio.Task[_Key] | None = None
 
     # --- keys ------------------------------------------------------------------------------
 
@@ -134,10 +135,21 @@ class Pseudonymiser:
         return self._active.key_id, self._active.secret
 
     async def _active_key(self) -> _Key:
-        if self._active is not None and self._clock() - self._loaded_at < self._refresh_seconds:
-            return self._active
+        active = self._active
+        if active is None:
+            return await self._reload()
+        if self._clock() - self._loaded_at >= self._refresh_seconds and (
+            self._refresh is None or self._refresh.done()
+        ):
+            # The key in hand stays valid while a newer one is looked for: requests never wait
+            # for the periodic reload (they all used to, once per interval).
+            self._refresh = asyncio.create_task(self._reload())
+        return active
+
+    async def _reload(self) -> _Key:
         async with self._lock:
-            if self._active is None or self._clock() - self._loaded_at >= self._refresh_seconds:
+            stale = self._clock() - self._loaded_at >= self._refresh_seconds
+            if self._active is None or stale:
                 try:
                     self._active = await asyncio.to_thread(self._load_active)
                 except Exception as exc:

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.orm import Session
 
 from gateway.database import Database
-from gateway.reads import Prepared, compile_read
+from gateway.reads import HeldConnection, Prepared, compile_read
 from gateway.reference.models import Account, TurnoverDeclaration
 from gateway.settings import Settings
 
@@ -126,3 +126,29 @@ async def test_reads_waiting_for_a_connection_are_served_in_arrival_order(
         await db.dispose()
 
     assert done == ["first", "a", "b", "c"]
+
+
+BACKEND_PID = Prepared(select(func.pg_backend_pid()))
+
+
+@pytest.mark.postgresql_only
+async def test_a_held_connection_is_kept_and_replaced_after_a_failure(
+    settings: Settings,
+) -> None:
+    db = Database(settings.database_url)
+    held = HeldConnection(db.async_engine)
+    statement = compile_read(BACKEND_PID.statement, db.async_engine.dialect)
+    try:
+        [[first]] = await held.fetch(statement, {})
+        [[again]] = await held.fetch(statement, {})
+        assert again == first  # one connection for statement after statement
+        # The server ends that session, as a restart or an administrator would.
+        async with db.async_engine.connect() as other:
+            await other.exec_driver_sql(f"SELECT pg_terminate_backend({int(first)})")
+        with pytest.raises(Exception):  # noqa: B017, PT011 - whichever error the driver raises
+            await held.fetch(statement, {})
+        [[replacement]] = await held.fetch(statement, {})
+        assert replacement != first
+    finally:
+        await held.close()
+        await db.dispose()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
+from typing import Any
 
 import pytest
 from audit_factories import NIR, OTHER_NIR, SIREN, make_entry
@@ -153,3 +156,29 @@ async def test_no_identifier_in_clear_in_any_audit_row(
                         assert re.fullmatch(r"[0-9a-f]{64}", shown), (table, column)
                     elif column not in opaque:
                         assert not NIR_SHAPE.search(shown), (table, column)
+
+
+async def test_a_key_past_its_refresh_is_used_while_a_newer_one_is_read(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [0.0]
+    pseudonymiser = Pseudonymiser(db, settings, refresh_seconds=60, clock=lambda: now[0])
+    first = await pseudonymiser.pseudonym("siren", SIREN)
+    new_key = Pseudonymiser(db, settings).rotate()
+    load = pseudonymiser._load_active
+    release = threading.Event()
+
+    def slow_load() -> Any:
+        release.wait(5)
+        return load()
+
+    monkeypatch.setattr(pseudonymiser, "_load_active", slow_load)
+    now[0] = 61.0
+    # The reload is held: a request waiting for it would time out.
+    assert await asyncio.wait_for(pseudonymiser.pseudonym("siren", SIREN), 1) == first
+    release.set()
+    for _ in range(100):
+        if (await pseudonymiser.pseudonym("siren", SIREN))[0] == new_key:
+            break
+        await asyncio.sleep(0.01)
+    assert (await pseudonymiser.pseudonym("siren", SIREN))[0] == new_key

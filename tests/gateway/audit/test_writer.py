@@ -194,13 +194,23 @@ def test_timestamps_must_be_aware() -> None:
 async def test_postgresql_ids_and_text_survive_the_round_trip(
     db: Database, writer: AuditWriter
 ) -> None:
-    """Non-ASCII text (accents in a recipient) is stored and read back unchanged."""
-    record_id = await writer.write(make_entry(1, recipient="Caisse d'allocations familiales — Île"))
+    """Non-ASCII text (accents in a recipient), quotes and backslashes are stored and read back
+    unchanged, and absent values stay absent."""
+    reference = 'dossier "7" \\ n°3\ttab'
+    record_id = await writer.write(
+        make_entry(
+            1,
+            recipient="Caisse d'allocations familiales — Île",
+            case_reference=reference,
+            legal_basis=None,
+        )
+    )
     with db.sync_engine.connect() as conn:
         stored = conn.execute(
-            text("SELECT recipient FROM audit_record WHERE id = :id"), {"id": record_id}
-        ).scalar()
-    assert stored == "Caisse d'allocations familiales — Île"
+            text("SELECT recipient, case_reference, legal_basis FROM audit_record WHERE id = :id"),
+            {"id": record_id},
+        ).one()
+    assert tuple(stored) == ("Caisse d'allocations familiales — Île", reference, None)
 
 
 async def test_refusals_before_anything_is_known_are_recorded(
