@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
+from starlette.types import ASGIApp
 
 from connectors.registry import VERSIONS
 from gateway import health
@@ -24,6 +25,7 @@ from gateway.oauth import endpoints as oauth_endpoints
 from gateway.openapi import install_openapi
 from gateway.pipeline.guard import authorise_for, justify
 from gateway.pipeline.lane import ConnectorLane
+from gateway.pipeline.route import ConnectorRoute
 from gateway.pipeline.routes import add_connector_routes, sunset_dates
 from gateway.pipeline.services import connector_services
 from gateway.settings import Settings, get_settings
@@ -43,7 +45,23 @@ def telemetry_config(enabled: bool) -> TelemetryConfig:
     return {"tracing": enabled, "metrics": enabled, "logs": enabled}
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class GatewayApp(FastAPI):
+    """The application, whose outermost layers are the request context and the connector lane.
+
+    Every response, whatever produced it (a connector route, another route, the server-error
+    middleware's 500), gets its request id, headers and log line; connector requests then go
+    straight to their route (:mod:`gateway.pipeline.lane`).
+    """
+
+    connector_routes: Sequence[ConnectorRoute] = ()
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestContextMiddleware(
+            ConnectorLane(super().build_middleware_stack(), self.connector_routes)
+        )
+
+
+def create_app(settings: Settings | None = None) -> GatewayApp:
     settings = settings or get_settings()
     # Here rather than only in the CLI: each server worker process builds its own app.
     configure_logging(settings.log_format, settings.log_level, settings.log_file)
@@ -71,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await guard.close()
         await db.dispose()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="Tell-us-once gateway (URSSAF)",
         version="1.0.0",
         summary="URSSAF shares what it knows of self-employed people with public partners.",
@@ -94,8 +112,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_console(app, settings)
     install_openapi(app)
     install_docs(app)
-    # The last added is the outermost: every response, the lane's included, gets its request
-    # id, headers and log line.
-    app.add_middleware(ConnectorLane, routes=connector_routes)
-    app.add_middleware(RequestContextMiddleware)
+    app.connector_routes = connector_routes
     return app

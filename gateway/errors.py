@@ -185,6 +185,18 @@ _HTTP_CODES = {
 }
 
 
+def unexpected_error_response(request: Request, exc: Exception) -> JSONResponse:
+    """500, logged with its traceback: the answer to a failure nothing else handled."""
+    log.error("unexpected_error", error_type=type(exc).__name__, exc_info=exc)
+    return problem_response(
+        request,
+        status=500,
+        code="internal_error",
+        title="Internal error",
+        detail="An unexpected error occurred; quote the request id to the operators.",
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
@@ -208,11 +220,4 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected_error", error_type=type(exc).__name__)
-        return problem_response(
-            request,
-            status=500,
-            code="internal_error",
-            title="Internal error",
-            detail="An unexpected error occurred; quote the request id to the operators.",
-        )
+        return unexpected_error_response(request, exc)

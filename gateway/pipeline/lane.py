@@ -1,12 +1,13 @@
 """Sends each request for a connector operation straight to its route.
 
-Before reaching a route, a request crosses FastAPI's exception middleware, its exit-stack
-middleware and the router, which tries every route before the connectors' in turn; together
-that cost as much per request as the pipeline's token check and audit record. Connector
-routes handle their own errors (:class:`~gateway.pipeline.route.ConnectorRoute` renders every
-refusal and failure it knows, then audits), so the lane sits inside the server-error
-middleware, which still turns anything unexpected into a 500, and inside the request-context
-middleware, which still gives every response its request id, headers and log line.
+Before reaching a route, a request crosses the application's middleware (server errors,
+telemetry, body limit, exceptions, exit stacks) and the router, which tries every route before
+the connectors' in turn; together that cost as much per request as the pipeline's token check
+and audit record. Connector routes handle their own errors
+(:class:`~gateway.pipeline.route.ConnectorRoute` renders every refusal and failure it knows,
+audits it, and answers 500 to anything else), so the lane is the application's outermost
+layer but one: inside the request-context middleware, which gives every response its request
+id, headers and log line, and in front of everything else.
 
 A request the lane does not fully match (another path, or a connector path with another
 method) goes on through the application as before, so 404 and 405 answers are unchanged.

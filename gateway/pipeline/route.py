@@ -27,6 +27,7 @@ from gateway.errors import (
     GoneError,
     error_response,
     problem_response,
+    unexpected_error_response,
     validation_code,
     validation_problem,
 )
@@ -87,7 +88,12 @@ class ConnectorRoute(PipelineRoute):
             await super().handle(scope, receive, send)  # FastAPI's 405
             return
         request = Request(scope, receive, send)
-        response = await run_pipeline(request, self._serve, self._version, self._operation)
+        try:
+            response = await run_pipeline(request, self._serve, self._version, self._operation)
+        except Exception as exc:
+            # Nothing has been sent yet: answer 500 here rather than through the server-error
+            # middleware, which connector requests do not cross (see ConnectorLane).
+            response = unexpected_error_response(request, exc)
         await response(scope, receive, send)
 
 

@@ -114,4 +114,5 @@ async def test_an_unexpected_failure_in_a_connector_is_a_500_problem_with_no_dat
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "internal_error"
+    assert response.headers["x-request-id"] == response.json()["request_id"]
     assert "732829320" not in response.text
