@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ def redact_line(_logger: Any, _method: str, line: str) -> str:
     return redact_nirs(line)
 
 
-Render = Any  # (event_dict) -> str: a handler's final processors, applied to a copy
+# A handler's final processors, applied to a copy of a line's event dict.
+Render = Callable[[MutableMapping[str, Any]], str]
 
 
 def _final_chain(processors: list[Any]) -> Render:

@@ -244,3 +244,13 @@ async def offline_context(
         partner_kind=partner_kind,
         services={},
     )
+
+
+class ManualClock:
+    """A clock a test moves by hand: ``clock.now = 61.0``; call it to read the time."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now

@@ -51,6 +51,11 @@ class BoundParameter:
     def required(self) -> bool:
         return self.default is _MISSING
 
+    @property
+    def location(self) -> tuple[str, ...]:
+        """Where errors about it point, as FastAPI says: ``("query", "from")``, ``("body",)``."""
+        return (self.source,) if self.source == "body" else (self.source, self.alias)
+
 
 def bound_parameters(path: str, parameters: list[inspect.Parameter]) -> tuple[BoundParameter, ...]:
     """The binding of each of ``parameters`` of the operation served at ``path``."""
@@ -129,13 +134,13 @@ async def bind(request: Request, parameters: tuple[BoundParameter, ...]) -> dict
             raw = await _json_body(request)
         if raw is _MISSING:
             if parameter.required:
-                location = (
-                    (parameter.source,)
-                    if parameter.source == "body"
-                    else (parameter.source, parameter.alias)
-                )
                 errors.append(
-                    {"type": "missing", "loc": location, "msg": "Field required", "input": None}
+                    {
+                        "type": "missing",
+                        "loc": parameter.location,
+                        "msg": "Field required",
+                        "input": None,
+                    }
                 )
             else:
                 values[parameter.name] = parameter.default
@@ -143,13 +148,8 @@ async def bind(request: Request, parameters: tuple[BoundParameter, ...]) -> dict
         try:
             values[parameter.name] = parameter.adapter.validate_python(raw, from_attributes=True)
         except ValidationError as exc:
-            prefix = (
-                (parameter.source,)
-                if parameter.source == "body"
-                else (parameter.source, parameter.alias)
-            )
             errors.extend(
-                {**error, "loc": (*prefix, *error["loc"])}
+                {**error, "loc": (*parameter.location, *error["loc"])}
                 for error in exc.errors(include_url=False)
             )
     if errors:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from factories import new_nir
+from factories import ManualClock, new_nir
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,21 +26,13 @@ CLIENT_SECRET = "mock-secret-for-tests"
 STATUS = "/api/v1/job-seekers/status"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def mock_api(clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
+async def mock_api(clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
         client_id=CLIENT_ID, client_secret=CLIENT_SECRET, token_ttl_seconds=60, clock=clock
     )
@@ -149,7 +141,7 @@ async def test_token_endpoint_refusals(
 
 
 async def test_status_without_a_valid_token_is_401(
-    mock_api: httpx.AsyncClient, clock: Clock
+    mock_api: httpx.AsyncClient, clock: ManualClock
 ) -> None:
     nir = new_nir()
     missing = await mock_api.post(STATUS, json={"nir": nir, "situation_date": "2025-09-01"})

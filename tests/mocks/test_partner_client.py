@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from factories import ManualClock
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
@@ -18,14 +19,6 @@ from mocks.common.models import FeedPage, Turnover
 
 TOKEN_ENDPOINT = "https://gateway.test/oauth/token"
 Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeGateway:
@@ -61,7 +54,9 @@ class FakeGateway:
         return httpx.Response(200, json={"events": [], "next_cursor": "abc"})
 
 
-def _client(gateway: FakeGateway, key: ECKey, clock: Clock) -> tuple[GatewayClient, PrivateKeyJwt]:
+def _client(
+    gateway: FakeGateway, key: ECKey, clock: ManualClock
+) -> tuple[GatewayClient, PrivateKeyJwt]:
     auth = PrivateKeyJwt(
         client_id="gw-caf",
         key=key,
@@ -85,7 +80,7 @@ def key() -> ECKey:
 
 
 def test_the_assertion_is_what_rfc_7523_asks_and_short_lived(key: ECKey) -> None:
-    gateway, clock = FakeGateway(), Clock()
+    gateway, clock = FakeGateway(), ManualClock(1_800_000_000.0)
     client, _ = _client(gateway, key, clock)
 
     client.call("GET", "/api/v1/status/events", FeedPage)
@@ -103,7 +98,7 @@ def test_the_assertion_is_what_rfc_7523_asks_and_short_lived(key: ECKey) -> None
 
 
 def test_a_token_is_reused_until_it_nearly_expires(key: ECKey) -> None:
-    gateway, clock = FakeGateway(), Clock()
+    gateway, clock = FakeGateway(), ManualClock(1_800_000_000.0)
     client, auth = _client(gateway, key, clock)
 
     for _ in range(3):
@@ -116,7 +111,7 @@ def test_a_token_is_reused_until_it_nearly_expires(key: ECKey) -> None:
 
 
 def test_a_rejected_token_is_replaced_once_and_the_request_retried(key: ECKey) -> None:
-    gateway, clock = FakeGateway(), Clock()
+    gateway, clock = FakeGateway(), ManualClock(1_800_000_000.0)
     client, auth = _client(gateway, key, clock)
     client.call("GET", "/api/v1/status/events", FeedPage)
     gateway.rejected.add("token-1")
@@ -129,7 +124,7 @@ def test_a_rejected_token_is_replaced_once_and_the_request_retried(key: ECKey) -
 
 
 def test_a_refused_token_request_raises_with_the_oauth_error(key: ECKey) -> None:
-    gateway, clock = FakeGateway(), Clock()
+    gateway, clock = FakeGateway(), ManualClock(1_800_000_000.0)
     gateway.token_answer = httpx.Response(
         400, json={"error": "invalid_scope", "error_description": "No habilitation in force."}
     )
@@ -143,7 +138,7 @@ def test_a_refused_token_request_raises_with_the_oauth_error(key: ECKey) -> None
 
 
 def test_every_data_request_states_purpose_recipient_and_case(key: ECKey) -> None:
-    gateway, clock = FakeGateway(), Clock()
+    gateway, clock = FakeGateway(), ManualClock(1_800_000_000.0)
     client, _ = _client(gateway, key, clock)
 
     client.call("GET", "/x", FeedPage, case_reference="CAF-1")
@@ -196,7 +191,7 @@ def test_an_answer_lacking_a_field_the_partner_relies_on_is_a_failure() -> None:
 
 
 def test_anonymous_calls_send_no_token_and_no_purpose(key: ECKey) -> None:
-    gateway, clock = FakeGateway(), Clock()
+    gateway, clock = FakeGateway(), ManualClock(1_800_000_000.0)
     client, auth = _client(gateway, key, clock)
 
     client.call("GET", "/.well-known/jwks.json", FeedPage, data_request=False, anonymous=True)

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 
 import pytest
+from factories import ManualClock
 
 from gateway.database import Database
 from gateway.oauth import status
@@ -14,18 +15,10 @@ from gateway.oauth.status import StatusSnapshot, TokenStatus
 from gateway.settings import Settings
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class SlowLoads:
     """Stands for the three queries: each load takes until released, and is counted."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: ManualClock) -> None:
         self.clock = clock
         self.started = 0
         self.release = asyncio.Event()
@@ -48,12 +41,12 @@ class SlowLoads:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def loads(clock: Clock) -> SlowLoads:
+def loads(clock: ManualClock) -> SlowLoads:
     return SlowLoads(clock)
 
 
@@ -61,7 +54,7 @@ def loads(clock: Clock) -> SlowLoads:
 def token_status(
     settings: Settings,
     db: Database,
-    clock: Clock,
+    clock: ManualClock,
     loads: SlowLoads,
     monkeypatch: pytest.MonkeyPatch,
 ) -> TokenStatus:
@@ -80,7 +73,7 @@ async def _first(token_status: TokenStatus, loads: SlowLoads) -> StatusSnapshot:
 
 
 async def test_past_half_the_interval_requests_go_on_while_a_refresh_runs(
-    token_status: TokenStatus, loads: SlowLoads, clock: Clock
+    token_status: TokenStatus, loads: SlowLoads, clock: ManualClock
 ) -> None:
     first = await _first(token_status, loads)
     clock.now = 0.6
@@ -97,7 +90,7 @@ async def test_past_half_the_interval_requests_go_on_while_a_refresh_runs(
 
 
 async def test_no_request_is_served_from_a_snapshot_older_than_the_interval(
-    token_status: TokenStatus, loads: SlowLoads, clock: Clock
+    token_status: TokenStatus, loads: SlowLoads, clock: ManualClock
 ) -> None:
     first = await _first(token_status, loads)
     clock.now = 1.0
@@ -109,7 +102,7 @@ async def test_no_request_is_served_from_a_snapshot_older_than_the_interval(
 
 
 async def test_a_failed_refresh_keeps_the_snapshot_until_the_interval_then_refuses(
-    token_status: TokenStatus, loads: SlowLoads, clock: Clock
+    token_status: TokenStatus, loads: SlowLoads, clock: ManualClock
 ) -> None:
     first = await _first(token_status, loads)
     loads.fail = True
