@@ -144,5 +144,6 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        await self.reader.close()
         await self.async_engine.dispose()
         self.sync_engine.dispose()

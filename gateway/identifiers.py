@@ -108,13 +108,24 @@ NIR_SHAPE: re.Pattern[str] = re.compile(
 NIR_SHAPE_MIN_LENGTH = 15
 NIR_MASK = "[NIR]"
 
+# Every NIR_SHAPE match lies inside a run of the characters it is made of, at least
+# NIR_SHAPE_MIN_LENGTH long; the characters around a run are none of them, so no digit, and the
+# pattern's lookarounds decide the same inside the run as in the whole text. Finding the runs
+# first is a plain character-class scan, several times cheaper than trying NIR_SHAPE at every
+# digit of a text full of timestamps and ids, such as a log line.
+_NIR_CHARACTERS_RUN = re.compile(rf"[0-9ABab .\-]{{{NIR_SHAPE_MIN_LENGTH},}}")
+
+
+def _redact_run(run: re.Match[str]) -> str:
+    return NIR_SHAPE.sub(NIR_MASK, run.group())
+
 
 def redact_nirs(text: str) -> str:
     """``text`` with anything shaped like a NIR (see ``NIR_SHAPE``) replaced by ``[NIR]``."""
     if len(text) < NIR_SHAPE_MIN_LENGTH:
         # Nothing shorter can hold one: most texts (log fields, codes) skip the scan.
         return text
-    return NIR_SHAPE.sub(NIR_MASK, text)
+    return _NIR_CHARACTERS_RUN.sub(_redact_run, text)
 
 
 _MASKED_TAIL = " ** ** ** *** *** **"

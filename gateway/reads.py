@@ -6,11 +6,11 @@ query itself (``benchmarks/RESULTS.md``). So connectors declare their statements
 import, with named ``bindparam`` placeholders (:class:`Prepared`), and read through a
 :class:`Reader`:
 
-- on PostgreSQL a statement is compiled once for asyncpg and run by asyncpg itself on a
-  connection taken from the engine's pool for that statement alone, outside any transaction:
-  one statement reads one consistent snapshot, no BEGIN or ROLLBACK travels to the server,
-  and no connection is held while the request does anything else (such as waiting on
-  Pôle emploi). asyncpg prepares each statement once per connection.
+- on PostgreSQL a statement is compiled once for asyncpg and run by asyncpg itself, outside
+  any transaction, on one of the connections the reader keeps, for that statement alone: one
+  statement reads one consistent snapshot, no BEGIN or ROLLBACK travels to the server, and no
+  connection is held while the request does anything else (such as waiting on Pôle emploi).
+  asyncpg prepares each statement once per connection.
 - on SQLite, the embedded default, the same statements run through SQLAlchemy.
 
 Rows are sequences in the order of the statement's columns, on both databases, and hold the
@@ -52,6 +52,10 @@ class Reader(Protocol):
 
     async def scalar(self, statement: Statement, **params: Any) -> Any:
         """The first column of the first row, or None."""
+        ...
+
+    async def close(self) -> None:
+        """Give back any connection the reader keeps (the database is being closed)."""
         ...
 
 
@@ -126,47 +130,72 @@ class _RowsReader:
         return row[0] if row is not None else None
 
 
-_RESERVED_CONNECTIONS = 2
+# Pool connections the reader leaves to others: the audit writer and the rate limiter keep one
+# each, and sessions (token state, consents, idempotency, the token endpoint) need the rest.
+RESERVED_CONNECTIONS = 4
 
 
 class PostgresReader(_RowsReader):
-    """Reads on raw asyncpg connections taken from the engine's pool, one per statement."""
+    """Reads on raw asyncpg connections the reader keeps, taken from the engine's pool.
+
+    Taking a connection from SQLAlchemy's pool and giving it back costs several times the CPU
+    of the statement itself (``benchmarks/RESULTS.md``), so the reader keeps the connections it
+    has used, up to the pool's size less :data:`RESERVED_CONNECTIONS`, as a pool keeps its idle
+    ones; :meth:`close` gives them back. Requests take them first come, first served.
+    """
 
     dialect_name = "postgresql"
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._dialect = engine.dialect
-        self._pool_size: int = getattr(engine.pool, "size", lambda: 1)()
-        self._gate: asyncio.Semaphore | None = None
-        self._gate_loop: asyncio.AbstractEventLoop | None = None
+        pool_size: int = getattr(engine.pool, "size", lambda: 1)()
+        self._limit = max(1, pool_size - RESERVED_CONNECTIONS)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._gate = asyncio.Semaphore(self._limit)
+        self._idle: list[HeldConnection] = []
 
     def _fair_gate(self) -> asyncio.Semaphore:
-        """A first-come, first-served queue in front of the pool.
+        """A first-come, first-served queue in front of the kept connections.
 
-        The pool hands a returned connection to whichever request asks next, so under load a
+        A pool hands a returned connection to whichever request asks next, so under load a
         newcomer overtakes requests already waiting, which then wait again: the tail latency
-        grows without bound. asyncio's semaphore serves waiters in order. It leaves two of the
-        pool's connections to the audit writer and the rate limiter, which take one each.
+        grows without bound. asyncio's semaphore serves waiters in order.
         """
         loop = asyncio.get_running_loop()
-        if self._gate is None or self._gate_loop is not loop:
-            self._gate = asyncio.Semaphore(max(1, self._pool_size - _RESERVED_CONNECTIONS))
-            self._gate_loop = loop
+        if self._loop is not loop:
+            # Connections belong to the loop that opened them; a new loop starts afresh.
+            self._gate = asyncio.Semaphore(self._limit)
+            self._idle = []
+            self._loop = loop
         return self._gate
 
     async def all(self, statement: Statement, **params: Any) -> list[Row]:
+        compiled = _sql(statement, self._dialect)
+        arguments = compiled.arguments(params)
         async with self._fair_gate():
-            return await fetch_on_driver(self._engine, _sql(statement, self._dialect), params)
+            connection = self._idle.pop() if self._idle else HeldConnection(self._engine)
+            try:
+                return await connection.fetch_arguments(compiled.sql, arguments)
+            finally:
+                # A connection whose statement failed has dropped itself and reconnects on
+                # its next use.
+                self._idle.append(connection)
+
+    async def close(self) -> None:
+        """Give the kept connections back to the engine's pool."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.close()
 
 
 class HeldConnection:
     """A pooled connection kept by a task that runs one statement at a time on asyncpg.
 
-    The audit writer and the rate limiter each run their statements one after another, a
-    batch at a time; taking a connection from the pool and giving it back costs about as much
-    CPU as running the statement, so each keeps one. A statement that fails or is cancelled
-    drops the connection (its state is unknown) and the next one takes a fresh one.
+    The reader, the audit writer and the rate limiter run their statements on connections
+    they keep: taking a connection from the pool and giving it back costs more CPU than running
+    the statement. A statement that fails or is cancelled drops the connection (its state is
+    unknown) and the next one takes a fresh one.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -175,11 +204,14 @@ class HeldConnection:
         self._driver: Any = None
 
     async def fetch(self, statement: CompiledRead, params: Mapping[str, Any]) -> list[Row]:
+        return await self.fetch_arguments(statement.sql, statement.arguments(params))
+
+    async def fetch_arguments(self, sql: str, arguments: Sequence[Any]) -> list[Row]:
         if self._connection is None:
             self._connection = await self._engine.connect()
             self._driver = (await self._connection.get_raw_connection()).driver_connection
         try:
-            rows: list[Row] = await self._driver.fetch(statement.sql, *statement.arguments(params))
+            rows: list[Row] = await self._driver.fetch(sql, *arguments)
         except BaseException:
             await self.close(invalidate=True)
             raise
@@ -192,17 +224,6 @@ class HeldConnection:
         if invalidate:
             await connection.invalidate()
         await connection.close()
-
-
-async def fetch_on_driver(
-    engine: AsyncEngine, statement: CompiledRead, params: Mapping[str, Any]
-) -> list[Row]:
-    """Run ``statement`` with asyncpg itself, on a connection of ``engine``'s pool, outside
-    any transaction: one statement reads one consistent snapshot."""
-    async with engine.connect() as connection:
-        driver: Any = (await connection.get_raw_connection()).driver_connection
-        rows: list[Row] = await driver.fetch(statement.sql, *statement.arguments(params))
-    return rows
 
 
 class SqlAlchemyReader(_RowsReader):
@@ -219,6 +240,9 @@ class SqlAlchemyReader(_RowsReader):
         async with self._engine.connect() as connection:
             result = await connection.execute(_statement(statement), params)
             return list(result)
+
+    async def close(self) -> None:
+        """Nothing to give back: each read takes its connection from the pool and returns it."""
 
 
 def reader_for(engine: AsyncEngine) -> Reader:

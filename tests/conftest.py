@@ -148,7 +148,7 @@ async def async_db(db: Database) -> AsyncIterator[Database]:
     """``db`` for async use: ``db`` only disposes its sync engine, and pooled async connections
     must be closed on the loop that opened them, the test's own, before it ends."""
     yield db
-    await db.async_engine.dispose()
+    await db.dispose()
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from gateway.identifiers import (
     LA_POSTE_HEAD_OFFICE_SIRET,
     LA_POSTE_SIREN,
+    NIR_MASK,
     NIR_SHAPE,
     NIR_SHAPE_MIN_LENGTH,
     InvalidIdentifierError,
@@ -372,6 +373,33 @@ def test_redaction_leaves_no_nir_shape(body: str, before: str, after: str) -> No
 
     assert "[NIR]" in redacted
     assert not is_nir_shaped(redacted)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet="0123456789 .-ABab2xT:", max_size=25),
+            st.builds(
+                lambda body, separator, case: case(
+                    separator.join(
+                        (body[0], body[1:3], body[3:5], body[5:7], body[7:10], body[10:13])
+                    )
+                    + separator
+                    + nir_with_key(body)[13:]
+                ),
+                nir_bodies,
+                st.sampled_from(["", " ", ".", "-"]),
+                st.sampled_from([str.upper, str.lower]),
+            ),
+        ),
+        max_size=6,
+    ).map("".join)
+)
+def test_redaction_masks_exactly_what_the_nir_shape_matches(text: str) -> None:
+    """The two-step scan (runs of NIR characters, then the shape inside each) changes the text
+    exactly as one pass of the shape over the whole text would."""
+    assert redact_nirs(text) == NIR_SHAPE.sub(NIR_MASK, text)
 
 
 @PROPERTY

@@ -108,8 +108,8 @@ def test_arguments_follow_the_statement_s_placeholders() -> None:
 async def test_reads_waiting_for_a_connection_are_served_in_arrival_order(
     settings: Settings,
 ) -> None:
-    """Three pooled connections, two kept for the writers: one read at a time, first come
-    first served, so a read that waits is never overtaken by a later one."""
+    """A pool too small to leave the reader more than one connection: one read at a time,
+    first come first served, so a read that waits is never overtaken by a later one."""
     db = Database(settings.database_url, pool_size=3, max_overflow=0)
     done: list[str] = []
 
@@ -129,6 +129,66 @@ async def test_reads_waiting_for_a_connection_are_served_in_arrival_order(
 
 
 BACKEND_PID = Prepared(select(func.pg_backend_pid()))
+SLEEP_THEN_PID = Prepared(
+    select(func.pg_backend_pid()).where(
+        func.pg_sleep(bindparam("seconds", type_=Float)).is_not(None)
+    )
+)
+
+
+@pytest.mark.postgresql_only
+async def test_the_reader_keeps_its_connections_and_gives_them_back_on_close(
+    settings: Settings,
+) -> None:
+    db = Database(settings.database_url, pool_size=6, max_overflow=0)
+    pool = db.async_engine.pool
+    try:
+        first = await db.reader.scalar(BACKEND_PID)
+        again = await db.reader.scalar(BACKEND_PID)
+        assert again == first  # no trip through the pool between reads
+        assert pool.checkedout() == 1
+    finally:
+        await db.reader.close()
+        assert pool.checkedout() == 0
+        await db.dispose()
+
+
+@pytest.mark.postgresql_only
+async def test_the_reader_leaves_the_reserved_connections_to_sessions(
+    settings: Settings,
+) -> None:
+    """Six pooled connections, four left to others: however many reads run at once, the
+    reader keeps two, and a session still gets a connection at once."""
+    db = Database(settings.database_url, pool_size=6, max_overflow=0)
+    try:
+        reads = [
+            asyncio.create_task(db.reader.scalar(SLEEP_THEN_PID, seconds=0.3)) for _ in range(6)
+        ]
+        await asyncio.sleep(0.1)
+        async with asyncio.timeout(0.2), db.session() as session:
+            assert (await session.execute(select(1))).scalar_one() == 1
+        pids = await asyncio.gather(*reads)
+        assert len(set(pids)) == 2
+        assert db.async_engine.pool.checkedout() == 2
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgresql_only
+async def test_a_read_on_a_lost_connection_fails_and_the_next_one_reconnects(
+    settings: Settings,
+) -> None:
+    db = Database(settings.database_url)
+    try:
+        first = await db.reader.scalar(BACKEND_PID)
+        async with db.async_engine.connect() as other:
+            await other.exec_driver_sql(f"SELECT pg_terminate_backend({int(first)})")
+        with pytest.raises(Exception):  # noqa: B017, PT011 - whichever error the driver raises
+            await db.reader.scalar(BACKEND_PID)
+        replacement = await db.reader.scalar(BACKEND_PID)
+        assert replacement != first
+    finally:
+        await db.dispose()
 
 
 @pytest.mark.postgresql_only
