@@ -142,3 +142,14 @@ async def test_two_processes_hitting_at_the_same_time_never_share_a_rank(
             await database.dispose()
     ranks = sorted(1000 - decision.remaining for decision in decisions)
     assert ranks == list(range(1, 41))
+
+
+@pytest.mark.postgresql_only
+def test_counters_are_unlogged_on_postgresql_so_their_commit_never_waits_for_the_disk(
+    db: Database,
+) -> None:
+    with db.sync_engine.connect() as connection:
+        persistence = connection.exec_driver_sql(
+            "SELECT relpersistence FROM pg_class WHERE relname = 'rate_limit_counter'"
+        ).scalar_one()
+    assert persistence == "u"
