@@ -157,9 +157,14 @@ class Settings(BaseSettings):
     # Connection pool of the server's async engine on PostgreSQL (SQLite has no pool to size).
     database_pool_size: int = Field(
         default=20,
-        ge=1,
+        # The audit writer and the rate limiter keep one connection each, the reader at least
+        # one, and sessions need two: fewer would leave a request waiting for ever.
+        ge=5,
         le=500,
-        description="Connections each server process keeps open to PostgreSQL.",
+        description=(
+            "Connections each server process keeps open to PostgreSQL (at least 5): the "
+            "reads keep all but four, left to the audit writer, the rate limiter and sessions."
+        ),
     )
     database_max_overflow: int = Field(
         default=0,

@@ -9,6 +9,7 @@ longer follows ``GATEWAY_DATABASE_POOL_SIZE`` / ``GATEWAY_DATABASE_MAX_OVERFLOW`
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy.pool import QueuePool
 
 from gateway.app import create_app
@@ -20,6 +21,11 @@ def test_by_default_the_server_opens_no_overflow_connection() -> None:
     defaults = Settings()
     assert defaults.database_max_overflow == 0
     assert defaults.database_pool_size >= 1
+
+
+def test_a_pool_too_small_for_the_connections_kept_is_refused() -> None:
+    with pytest.raises(ValidationError, match="database_pool_size"):
+        Settings(database_pool_size=4)
 
 
 @pytest.mark.postgresql_only
