@@ -56,8 +56,10 @@ class GatewayApp(FastAPI):
     connector_routes: Sequence[ConnectorRoute] = ()
 
     def build_middleware_stack(self) -> ASGIApp:
+        settings: Settings | None = getattr(self.state, "settings", None)
         return RequestContextMiddleware(
-            ConnectorLane(super().build_middleware_stack(), self.connector_routes)
+            ConnectorLane(super().build_middleware_stack(), self.connector_routes),
+            max_body_bytes=settings.max_request_body_bytes if settings else None,
         )
 
 

@@ -78,6 +78,22 @@ class PayloadTooLargeError(GatewayError):
     title = "Payload too large"
 
 
+class RequestTooLargeError(StarletteHTTPException):
+    """A request body past ``max_request_body_bytes``, raised while it is being received.
+
+    An HTTPException, because FastAPI turns any other error met while reading the body of one
+    of its routes into 400; ``error`` is the problem every route answers with.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.error = PayloadTooLargeError(
+            "request.too_large",
+            f"The request body is larger than the {limit} bytes this gateway accepts.",
+            extra={"max_bytes": limit},
+        )
+        super().__init__(status_code=self.error.status, detail=self.error.detail)
+
+
 class UnprocessableError(GatewayError):
     status = 422
     title = "Unprocessable content"
@@ -208,6 +224,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, RequestTooLargeError):
+            return error_response(request, exc.error)
         code, title = _HTTP_CODES.get(exc.status_code, (f"http.{exc.status_code}", "Error"))
         return problem_response(
             request,

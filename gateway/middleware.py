@@ -1,4 +1,5 @@
-"""ASGI middleware shared by every route: request id, request log line, response headers.
+"""ASGI middleware shared by every route: request id, request log line, response headers,
+and the cap on request bodies.
 
 Every response carries the request id and the security headers, plus any header a step of
 the request handed to :func:`add_response_headers` (the rate-limit state, set by the token
@@ -16,10 +17,12 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.errors import RequestTooLargeError
 from gateway.identifiers import token_not_nir_shaped
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
+_CONTENT_LENGTH = b"content-length"
 _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _RESPONSE_HEADERS_KEY = "response_headers"
 
@@ -33,10 +36,16 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
 
 
 class RequestContextMiddleware:
-    """Takes or makes a request id, binds it to every log line and returns it to the caller."""
+    """Takes or makes a request id, binds it to every log line and returns it to the caller.
 
-    def __init__(self, app: ASGIApp) -> None:
+    With ``max_body_bytes``, reading a body larger than that (as declared by Content-Length,
+    or as received) raises :class:`~gateway.errors.RequestTooLargeError` in the code that
+    reads it, which answers 413: a connector route's pipeline audits the refusal.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int | None = None) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,6 +68,8 @@ class RequestContextMiddleware:
                 )
             await send(message)
 
+        if self.max_body_bytes is not None:
+            receive = _capped(scope, receive, self.max_body_bytes)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
@@ -69,6 +80,32 @@ class RequestContextMiddleware:
                 status=status_holder.get("status"),
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
+
+
+def _capped(scope: Scope, receive: Receive, limit: int) -> Receive:
+    """``receive`` refusing a body of more than ``limit`` bytes, before reading past it."""
+    received = 0
+
+    async def receive_capped() -> Message:
+        nonlocal received
+        if received == 0 and _declared_length(scope) > limit:
+            raise RequestTooLargeError(limit)
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise RequestTooLargeError(limit)
+        return message
+
+    return receive_capped
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope.get("headers", []):
+        if name == _CONTENT_LENGTH:
+            # The server has already refused a malformed Content-Length.
+            return int(value) if value.isdigit() else 0
+    return 0
 
 
 def _with_our_headers(

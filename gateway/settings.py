@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     credential_expiry_warning_days: int = Field(
         default=30, ge=1, le=180, description="Warn a partner this long before its credential ends."
     )
+    max_request_body_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "The largest request body accepted, in bytes; larger ones get 413 "
+            "`request.too_large` before more of them is read. The default holds a CFP batch "
+            "of the most items a batch may carry several times over."
+        ),
+    )
     rate_limit_per_minute: int = Field(
         default=600,
         ge=1,

@@ -27,6 +27,8 @@ from fastapi import Request, params
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from gateway.errors import RequestTooLargeError
+
 Source = Literal["path", "query", "body"]
 
 _PATH_NAMES = re.compile(r"{([^}:]+)(?::[^}]*)?}")
@@ -159,7 +161,10 @@ async def bind(request: Request, parameters: tuple[BoundParameter, ...]) -> dict
 
 async def _json_body(request: Request) -> Any:
     """The decoded JSON body, the raw bytes when it is not declared JSON, or nothing."""
-    body = await request.body()
+    try:
+        body = await request.body()
+    except RequestTooLargeError as exc:
+        raise exc.error from None
     if not body:
         return _MISSING
     content_type = request.headers.get("content-type")
