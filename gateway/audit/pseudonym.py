@@ -11,7 +11,8 @@ dump alone cannot test a guessed NIR against the trail. One key is active and us
 records; rotation retires it (``gateway audit rotate-pseudonym-key``) and every record keeps the
 id of the key that made its pseudonym, so a person's right of access is answered by computing
 their pseudonym under every key. Processes cache the keys and re-read them every
-``refresh_seconds``, so a rotation reaches every process within that delay.
+``refresh_seconds``, so a rotation reaches every process within that delay; a lookup that
+finds nothing may ask for a fresher read sooner (:meth:`Pseudonymiser.reload_if_older_than`).
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class Pseudonymiser:
         self._refresh_seconds = refresh_seconds
         self._clock = clock
         self._active: _Key | None = None
+        self._keys: tuple[_Key, ...] = ()
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task[_Key] | None = None
@@ -114,11 +116,13 @@ class Pseudonymiser:
             _Key(key_id, decrypt(self._settings, cipher), active) for key_id, cipher, active in rows
         ]
 
-    def _load_active(self) -> _Key:
+    def _load(self) -> tuple[_Key, tuple[_Key, ...]]:
+        """The active key (made if there is none yet) and every key."""
         for attempt in range(2):
-            active = [key for key in self._read_keys() if key.active]
+            keys = self._read_keys()
+            active = [key for key in keys if key.active]
             if active:
-                return active[0]
+                return active[0], tuple(keys)
             try:
                 with self._db.sync_session.begin() as session:
                     _insert_active_key(session, self._settings)
@@ -130,35 +134,46 @@ class Pseudonymiser:
 
     def active_key_sync(self) -> tuple[str, bytes]:
         if self._active is None or self._clock() - self._loaded_at >= self._refresh_seconds:
-            self._active = self._load_active()
+            self._active, self._keys = self._load()
             self._loaded_at = self._clock()
         return self._active.key_id, self._active.secret
 
     async def _active_key(self) -> _Key:
         active = self._active
         if active is None:
-            return await self._reload()
+            return await self._reload(self._refresh_seconds)
         if self._clock() - self._loaded_at >= self._refresh_seconds and (
             self._refresh is None or self._refresh.done()
         ):
             # The key in hand stays valid while a newer one is looked for: requests never wait
             # for the periodic reload (they all used to, once per interval).
-            self._refresh = asyncio.create_task(self._reload())
+            self._refresh = asyncio.create_task(self._reload(self._refresh_seconds))
         return active
 
-    async def _reload(self) -> _Key:
+    async def reload_if_older_than(self, seconds: float) -> bool:
+        """Re-read the keys unless they were read within ``seconds``; True if they were."""
+        if self._active is not None and self._clock() - self._loaded_at < seconds:
+            return False
+        await self._reload(seconds)
+        return True
+
+    async def _reload(self, max_age: float) -> _Key:
         async with self._lock:
-            stale = self._clock() - self._loaded_at >= self._refresh_seconds
-            if self._active is None or stale:
-                try:
-                    self._active = await asyncio.to_thread(self._load_active)
-                except Exception as exc:
-                    if self._active is None:
-                        raise AuditUnavailableError("no pseudonym key could be loaded") from exc
-                    # A key read a minute ago is still a valid key: keep serving with it.
-                    log.warning("pseudonym_key_refresh_failed", error_type=type(exc).__name__)
+            active = self._active
+            if active is not None and self._clock() - self._loaded_at < max_age:
+                return active
+            try:
+                loaded, keys = await asyncio.to_thread(self._load)
+            except Exception as exc:
+                if active is None:
+                    raise AuditUnavailableError("no pseudonym key could be loaded") from exc
+                # A key read a minute ago is still a valid key: keep serving with it.
+                log.warning("pseudonym_key_refresh_failed", error_type=type(exc).__name__)
                 self._loaded_at = self._clock()
-            return self._active
+                return active
+            self._active, self._keys = loaded, keys
+            self._loaded_at = self._clock()
+            return loaded
 
     # --- pseudonyms ------------------------------------------------------------------------
 
@@ -171,6 +186,17 @@ class Pseudonymiser:
         normalised = normalise(kind, identifier)
         key = await self._active_key()
         return key.key_id, hmac_pseudonym(key.secret, kind, normalised)
+
+    async def known_pseudonyms(self, kind: SubjectKind, identifier: str) -> list[tuple[str, str]]:
+        """``(key_id, pseudonym)`` under every key this process holds, retired ones included.
+
+        The request path's variant of :meth:`all_pseudonyms`: no database read, the keys as
+        refreshed with the active key. A key made since then in another process is missing
+        until the next refresh or :meth:`reload_if_older_than`.
+        """
+        normalised = normalise(kind, identifier)
+        await self._active_key()
+        return [(key.key_id, hmac_pseudonym(key.secret, kind, normalised)) for key in self._keys]
 
     async def subject(self, kind: SubjectKind, identifier: str) -> AuditSubject:
         """The audit subject of an identifier, ready for ``AuditEntry.subjects``."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Sequence
@@ -27,6 +26,11 @@ def _revoked(consent_id: object) -> object:
     return exists().where(ConsentEvent.consent_id == consent_id, ConsentEvent.event == "revoked")
 
 
+# How often a lookup that found no consent may re-read the pseudonym keys, in case a rotation
+# in another process made the key the consent was recorded under.
+_KEYS_RECHECK_SECONDS = 1.0
+
+
 async def find_active_consent(
     db: Database,
     pseudonymiser: Pseudonymiser,
@@ -37,9 +41,21 @@ async def find_active_consent(
     purpose: str,
 ) -> str | None:
     """The id of an active consent of this person for this partner, scope and purpose."""
-    pseudonyms = await asyncio.to_thread(
-        pseudonymiser.all_pseudonyms, subject.kind, subject.identifier
-    )
+    consent_id = await _active_consent(db, pseudonymiser, subject, partner_id, scope, purpose)
+    if consent_id is None and await pseudonymiser.reload_if_older_than(_KEYS_RECHECK_SECONDS):
+        consent_id = await _active_consent(db, pseudonymiser, subject, partner_id, scope, purpose)
+    return consent_id
+
+
+async def _active_consent(
+    db: Database,
+    pseudonymiser: Pseudonymiser,
+    subject: Subject,
+    partner_id: int,
+    scope: str,
+    purpose: str,
+) -> str | None:
+    pseudonyms = await pseudonymiser.known_pseudonyms(subject.kind, subject.identifier)
     now = utcnow()
     async with db.session() as session:
         rows = await session.execute(

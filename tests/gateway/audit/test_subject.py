@@ -165,14 +165,14 @@ async def test_a_key_past_its_refresh_is_used_while_a_newer_one_is_read(
     pseudonymiser = Pseudonymiser(db, settings, refresh_seconds=60, clock=lambda: now[0])
     first = await pseudonymiser.pseudonym("siren", SIREN)
     new_key = Pseudonymiser(db, settings).rotate()
-    load = pseudonymiser._load_active
+    load = pseudonymiser._load
     release = threading.Event()
 
     def slow_load() -> Any:
         release.wait(5)
         return load()
 
-    monkeypatch.setattr(pseudonymiser, "_load_active", slow_load)
+    monkeypatch.setattr(pseudonymiser, "_load", slow_load)
     now[0] = 61.0
     # The reload is held: a request waiting for it would time out.
     assert await asyncio.wait_for(pseudonymiser.pseudonym("siren", SIREN), 1) == first

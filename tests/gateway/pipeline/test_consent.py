@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from connectors.kit import Subject
+from gateway.audit.pseudonym import Pseudonymiser
 from gateway.consent.service import find_active_consent
 from gateway.database import Database
 from gateway.identifiers import NIR_SHAPE
@@ -31,6 +32,29 @@ def _consent_body(subject: dict[str, str], days: int = 30) -> dict[str, object]:
         "evidence": "Signed form, case file 2026-000123",
         "expires_at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).isoformat(),
     }
+
+
+async def _grant(http: httpx.AsyncClient, partner: Partner, person: Account) -> str:
+    granted = await http.post(
+        "/api/v1/consents",
+        json=_consent_body({"siren": person.siren}),
+        headers=await partner.headers(http, "consent:write"),
+    )
+    assert granted.status_code == 201, granted.text
+    return str(granted.json()["id"])
+
+
+async def _find(
+    app: FastAPI, db: Database, partner: Partner, person: Account, pseudonymiser: Pseudonymiser
+) -> str | None:
+    return await find_active_consent(
+        app.state.db,
+        pseudonymiser,
+        partner_id=audit_partner_id(db, partner),
+        subject=Subject("siren", person.siren),
+        scope="turnover:read",
+        purpose=PURPOSE,
+    )
 
 
 async def test_consent_lifecycle_refused_then_granted_then_refused_after_revocation(
@@ -150,12 +174,7 @@ async def test_an_expired_consent_no_longer_serves(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caf.grant("consent:write")
-    granted = await http.post(
-        "/api/v1/consents",
-        json=_consent_body({"siren": person.siren}),
-        headers=await caf.headers(http, "consent:write"),
-    )
-    consent_id = granted.json()["id"]
+    consent_id = await _grant(http, caf, person)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
     monkeypatch.setattr("gateway.consent.service.utcnow", lambda: later)
     read = await http.get(
@@ -163,16 +182,7 @@ async def test_an_expired_consent_no_longer_serves(
     )
     assert read.json()["state"] == "expired"
     assert read.json()["events"][-1]["event"] == "expired"
-    partner_id = audit_partner_id(db, caf)
-    found = await find_active_consent(
-        app.state.db,
-        app.state.audit.pseudonymiser,
-        partner_id=partner_id,
-        subject=Subject("siren", person.siren),
-        scope="turnover:read",
-        purpose=PURPOSE,
-    )
-    assert found is None
+    assert await _find(app, db, caf, person, app.state.audit.pseudonymiser) is None
 
 
 def audit_partner_id(db: Database, partner: Partner) -> int:
@@ -206,3 +216,47 @@ async def test_the_consent_ledger_is_append_only(
     assert granted.status_code == 201
     with pytest.raises(DBAPIError, match="append-only"), db.sync_engine.begin() as conn:
         conn.execute(text(statement))
+
+
+async def test_a_consent_check_reads_no_pseudonym_key_from_the_database(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: Database,
+    caf: Partner,
+    person: Account,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caf.grant("consent:write")
+    consent_id = await _grant(http, caf, person)
+    pseudonymiser = app.state.audit.pseudonymiser
+
+    def no_read() -> None:
+        raise AssertionError("the keys were read from the database")
+
+    monkeypatch.setattr(pseudonymiser, "_read_keys", no_read)
+    for _ in range(3):
+        assert await _find(app, db, caf, person, pseudonymiser) == consent_id
+
+
+async def test_a_consent_made_under_a_key_rotated_by_another_process_is_found(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: Database,
+    settings: Settings,
+    caf: Partner,
+    person: Account,
+) -> None:
+    """This process still holds the keys read before the rotation (refreshed every minute); a
+    lookup that finds nothing re-reads them, at most once a second, and looks again."""
+    now = [0.0]
+    here = Pseudonymiser(db, settings, refresh_seconds=60, clock=lambda: now[0])
+    await here.pseudonym("siren", person.siren)  # the keys as they were
+    new_key = Pseudonymiser(db, settings).rotate()  # elsewhere
+    caf.grant("consent:write")
+    consent_id = await _grant(http, caf, person)  # recorded under the new key by the app
+    assert app.state.audit.pseudonymiser.active_key_sync()[0] == new_key
+
+    now[0] = 0.5
+    assert await _find(app, db, caf, person, here) is None  # keys read 0.5 s ago: kept
+    now[0] = 2.0
+    assert await _find(app, db, caf, person, here) == consent_id
