@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.reads import RESERVED_CONNECTIONS
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=None, extra="ignore")
@@ -166,13 +168,14 @@ class Settings(BaseSettings):
     # Connection pool of the server's async engine on PostgreSQL (SQLite has no pool to size).
     database_pool_size: int = Field(
         default=20,
-        # The audit writer and the rate limiter keep one connection each, the reader at least
-        # one, and sessions need two: fewer would leave a request waiting for ever.
-        ge=5,
+        # The reader needs at least one beside those it leaves to others: fewer would leave a
+        # request waiting for ever.
+        ge=RESERVED_CONNECTIONS + 1,
         le=500,
         description=(
-            "Connections each server process keeps open to PostgreSQL (at least 5): the "
-            "reads keep all but four, left to the audit writer, the rate limiter and sessions."
+            f"Connections each server process keeps open to PostgreSQL (at least "
+            f"{RESERVED_CONNECTIONS + 1}): the reads keep all but {RESERVED_CONNECTIONS}, left "
+            "to the audit writer, the rate limiter and sessions."
         ),
     )
     database_max_overflow: int = Field(

@@ -208,12 +208,7 @@ async def test_the_consent_ledger_is_append_only(
     http: httpx.AsyncClient, caf: Partner, person: Account, db: Database, statement: str
 ) -> None:
     caf.grant("consent:write")
-    granted = await http.post(
-        "/api/v1/consents",
-        json=_consent_body({"siren": person.siren}),
-        headers=await caf.headers(http, "consent:write"),
-    )
-    assert granted.status_code == 201
+    await _grant(http, caf, person)
     with pytest.raises(DBAPIError, match="append-only"), db.sync_engine.begin() as conn:
         conn.execute(text(statement))
 
