@@ -11,12 +11,14 @@ itself, and the request path writes one line per request.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 
 from gateway.identifiers import redact_nirs
@@ -33,6 +35,16 @@ def redact_line(_logger: Any, _method: str, line: str) -> str:
     finds every NIR any field held, however deeply nested, for less than one pass per field.
     """
     return redact_nirs(line)
+
+
+def json_line(value: Any, **options: Any) -> str:
+    """A line's JSON, by orjson: about a tenth of the standard library's cost, and the request
+    path renders one line per request. What orjson refuses (an integer beyond 64 bits, a key
+    that is not a string) is rendered by the standard library instead."""
+    try:
+        return orjson.dumps(value, default=options.get("default")).decode()
+    except TypeError:
+        return json.dumps(value, **options)
 
 
 # A handler's final processors, applied to a copy of a line's event dict.
@@ -108,7 +120,7 @@ def configure_logging(
     # Tracebacks become text before rendering, so that the line's redaction sees them.
     json_final: list[Any] = [
         structlog.processors.format_exc_info,
-        structlog.processors.JSONRenderer(),
+        structlog.processors.JSONRenderer(serializer=json_line),
         redact_line,
     ]
     stderr_final: list[Any] = (

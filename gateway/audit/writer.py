@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
+import operator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import structlog
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -70,6 +71,8 @@ _RECORD_TYPES = {
     "latency_us": "integer",
 }
 _COLUMNS = ", ".join(_RECORD_TYPES)
+# An entry's attributes bear the columns' names: its values in column order, in one call.
+_record_values = operator.attrgetter(*_RECORD_TYPES)
 _SUBJECTS_AT = len(_RECORD_TYPES)  # the position of an entry's subjects in its JSON list
 _VALUES = ", ".join(
     f"CAST(entry.item->>{position} AS {kind})"
@@ -101,13 +104,13 @@ _INSERT_BATCH_POSTGRESQL = text(
 
 def _batch_document(entries: list[AuditEntry]) -> str:
     """The batch as the JSON document the PostgreSQL statement reads."""
-    batch = []
-    for entry in entries:
-        row = record_row(entry)
-        values: list[Any] = [row[name] for name in _RECORD_TYPES]
-        values.append([[s.kind, s.pseudonym, s.key_id] for s in entry.subjects])
-        batch.append(values)
-    return json.dumps(batch, default=_json_value, separators=(",", ":"))
+    batch = [
+        [*_record_values(entry), [[s.kind, s.pseudonym, s.key_id] for s in entry.subjects]]
+        for entry in entries
+    ]
+    # orjson: a few microseconds less per entry than the standard library. Timestamps still go
+    # through ``_json_value``, so that their text is exactly ``isoformat()``'s.
+    return orjson.dumps(batch, default=_json_value, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
 
 
 def _json_value(value: object) -> str:

@@ -140,7 +140,8 @@ async def run_pipeline(
         response = validation_problem(request, exc)
     if sunset_on is not None:
         response.headers.update(deprecation_headers(version, sunset_on))
-    response.headers.update(state.extra_headers)
+    if state.extra_headers:
+        response.headers.update(state.extra_headers)
     body = bytes(response.body) if hasattr(response, "body") else b""
     try:
         await record_request(

@@ -95,3 +95,26 @@ def test_a_failing_handler_does_not_fail_the_caller(tmp_path: Path) -> None:
     finally:
         configure_logging("json", "info", SUITE_LOG)
     assert log_file.read_text() == ""
+
+
+def test_values_the_fast_renderer_refuses_still_make_a_masked_json_line(tmp_path: Path) -> None:
+    log_file = tmp_path / "gateway.log"
+    configure_logging("json", "info", log_file)
+    try:
+        structlog.get_logger("test").info(
+            "odd values",
+            huge=2**70,  # beyond 64 bits: orjson refuses it
+            by_number={7: NIR},  # a key that is not a string: orjson refuses it too
+            name="Zoé",
+            path=f"/api/v1/status/{NIR}",
+        )
+        structlog.get_logger("test").info("plain", name="Zoé", path=f"/x/{SPACED_NIR}")
+    finally:
+        configure_logging("json", "info", SUITE_LOG)
+    odd, plain = _records(log_file)
+    assert odd["huge"] == 2**70
+    assert odd["by_number"] == {"7": "[NIR]"}
+    assert odd["name"] == plain["name"] == "Zoé"
+    assert odd["path"] == "/api/v1/status/[NIR]"
+    assert plain["path"] == "/x/[NIR]"
+    assert NIR not in log_file.read_text()
