@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import platform
 import secrets
@@ -509,6 +510,7 @@ def running(server: Server) -> Iterator[Server]:
 
 LUA = ROOT / "benchmarks" / "requests.lua"
 RESULT_PREFIX = "RESULT "
+HISTOGRAM_PREFIX = "HISTOGRAM "
 
 
 def wrk(base_url: str, requests: Path, connections: int, seconds: int) -> dict[str, Any]:
@@ -538,6 +540,10 @@ def _load(command: list[str], env: dict[str, str], connections: int) -> dict[str
     raw: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
     seconds_taken = raw["duration_us"] / 1e6
     errors = sum(value for key, value in raw.items() if key.startswith("errors_"))
+    histogram = next(
+        (_histogram(line) for line in stdout.splitlines() if line.startswith(HISTOGRAM_PREFIX)),
+        None,
+    )
     return {
         "connections": connections,
         "requests": raw["requests"],
@@ -550,7 +556,56 @@ def _load(command: list[str], env: dict[str, str], connections: int) -> dict[str
         "errors": errors,
         "errors_detail": {k: v for k, v in raw.items() if k.startswith("errors_") and v},
         "load_generator_cpu_seconds": usage.ru_utime + usage.ru_stime,
+        **({"latency_histogram": histogram} if histogram is not None else {}),
     }
+
+
+def _histogram(line: str) -> dict[int, int]:
+    """Latency in microseconds -> how many requests had it, from wrk's ``HISTOGRAM`` line."""
+    pairs = (bucket.split(":") for bucket in line[len(HISTOGRAM_PREFIX) :].split())
+    return {int(value): int(count) for value, count in pairs}
+
+
+def merged_runs(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One run made of several of one server, each a dict from :func:`wrk` with its
+    histogram: throughput over their summed time, percentiles of every latency recorded."""
+    histogram: dict[int, int] = {}
+    for part in parts:
+        for value, count in part["latency_histogram"].items():
+            histogram[value] = histogram.get(value, 0) + count
+    requests = sum(part["requests"] for part in parts)
+    seconds = sum(part["seconds"] for part in parts)
+    errors_detail: dict[str, int] = {}
+    for part in parts:
+        for key, count in part["errors_detail"].items():
+            errors_detail[key] = errors_detail.get(key, 0) + count
+    return {
+        "connections": parts[0]["connections"],
+        "requests": requests,
+        "seconds": round(seconds, 2),
+        "throughput_rps": round(requests / seconds, 1),
+        **{
+            f"p{rank}_ms": round(histogram_percentile(histogram, rank / 100) / 1000, 2)
+            for rank in (50, 95, 99)
+        },
+        "max_ms": round(max(histogram, default=0) / 1000, 2),
+        "errors": sum(part["errors"] for part in parts),
+        "errors_detail": errors_detail,
+    }
+
+
+def histogram_percentile(histogram: Mapping[int, int], fraction: float) -> float:
+    """Nearest-rank percentile of the values a histogram counts, as :func:`percentile`."""
+    total = sum(histogram.values())
+    if not total:
+        return float("nan")
+    rank = nearest_rank(fraction, total)
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value
+    raise AssertionError("unreachable: the ranks add up to the total")
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -714,8 +769,14 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
-    return ordered[rank - 1]
+    return ordered[nearest_rank(fraction, len(ordered)) - 1]
+
+
+def nearest_rank(fraction: float, total: int) -> int:
+    """The 1-based rank of the ``fraction`` percentile among ``total`` sorted values:
+    the smallest rank with at least that fraction of the values at or below it."""
+    # Rounded first: 0.57 * 100 is 56.99999999999999 in binary floating point.
+    return max(1, min(total, math.ceil(round(fraction * total, 9))))
 
 
 def emit(results: dict[str, Any], args: argparse.Namespace) -> None:

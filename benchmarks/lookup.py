@@ -10,9 +10,16 @@ requests carry a real access token, purpose and recipient, so every one goes thr
 whole pipeline: token check, scope, habilitation, purpose, consent check, read, audit record
 committed before the answer. The baseline ignores those headers.
 
-Sealing lag is read from the trail itself after each gateway run: for every record of the run,
-the time from the record's ``occurred_at`` to the ``created_at`` of the first signed checkpoint
-covering it. The sealer's queue (``audit_pending``) is sampled every second during the run.
+Each level is measured in four slices of half ``--duration`` each, in the order gateway,
+baseline, baseline, gateway, and each server's figures are those of its two slices together
+(throughput over their summed time, percentiles of every latency they recorded): the machine
+(a virtual one) drifts in speed by up to a third within minutes, and that order gives both
+servers the same average moment of a drift, where one run after the other would not.
+
+Sealing lag is read from the trail itself after each level: for every record of its gateway
+slices, the time from the record's ``occurred_at`` to the ``created_at`` of the first signed
+checkpoint covering it. The sealer's queue (``audit_pending``) is sampled every second during
+those slices.
 
 ``--profile DIR`` adds one more 64-connection gateway run under ``py-spy record`` and writes a
 flame graph and the collapsed stacks there.
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import random
 import subprocess
 import threading
@@ -46,6 +54,7 @@ from benchmarks.common import (
     free_port,
     log,
     machine,
+    merged_runs,
     percentile,
     postmaster_pid,
     prepare_reference_store,
@@ -62,6 +71,8 @@ SCOPES = ("turnover:read", "status:read", "cfp:read")
 RANGE = ("2025-10", "2026-09")  # the last twelve months of the seeded data
 CFP_YEAR = 2025
 PER_KIND = 3000
+# The servers' slices at each level: each is measured at the same average moment.
+SLICE_ORDER = ("gateway", "baseline", "baseline", "gateway")
 
 
 def sample(space: Workspace) -> dict[str, list[str]]:
@@ -139,6 +150,33 @@ def measured_run(
     return run
 
 
+def merged_measurements(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One server's slices of a level as one run (see :func:`benchmarks.common.merged_runs`),
+    with its CPU figures and database counters weighted by each slice's requests or time."""
+    run = merged_runs(parts)
+    requests: int = run["requests"]
+    seconds: float = run["seconds"]
+
+    def by_requests(key: str, group: str | None = None) -> float:
+        total: float = sum((p[group] if group else p)[key] * p["requests"] for p in parts)
+        return round(total / requests, 3)
+
+    def by_time(key: str) -> float:
+        total: float = sum(p["cpu"][key] * p["seconds"] for p in parts)
+        return round(total / seconds, 2)
+
+    run["cpu"] = {
+        key: by_requests(key, "cpu") if key.endswith("_per_request") else by_time(key)
+        for key in parts[0]["cpu"]
+    }
+    if "db_transactions_per_request" in parts[0]:
+        run["db_transactions_per_request"] = by_requests("db_transactions_per_request")
+        run["db_connections_opened"] = sum(p["db_connections_opened"] for p in parts)
+    run["other_work_before_run_cores"] = max(p["other_work_before_run_cores"] for p in parts)
+    run["slices_rps"] = [p["throughput_rps"] for p in parts]
+    return run
+
+
 class QueueSampler:
     """Samples the sealer's queue length once a second in a thread, while a run lasts."""
 
@@ -169,7 +207,7 @@ def last_record_id(space: Workspace) -> int:
         return int(conn.execute(select(func.coalesce(func.max(AuditRecord.id), 0))).scalar_one())
 
 
-def sealing_lag(space: Workspace, after_id: int, sampler: QueueSampler) -> dict[str, Any]:
+def sealing_lag(space: Workspace, after_id: int, queue_samples: list[int]) -> dict[str, Any]:
     """Lag from each record of the run to the signed checkpoint covering it."""
     started = time.perf_counter()
     while True:
@@ -197,9 +235,9 @@ def sealing_lag(space: Workspace, after_id: int, sampler: QueueSampler) -> dict[
         "p95_ms": round(percentile(lags, 0.95), 1),
         "p99_ms": round(percentile(lags, 0.99), 1),
         "max_ms": round(max(lags), 1) if lags else None,
-        "queue_max_during_run": max(sampler.samples, default=0),
-        "queue_mean_during_run": round(sum(sampler.samples) / len(sampler.samples), 1)
-        if sampler.samples
+        "queue_max_during_run": max(queue_samples, default=0),
+        "queue_mean_during_run": round(sum(queue_samples) / len(queue_samples), 1)
+        if queue_samples
         else 0,
         "seconds_to_empty_queue_after_run": round(drained, 2),
     }
@@ -306,22 +344,34 @@ def main(argv: Sequence[str] | None = None) -> None:
         baseline = start_baseline(space, workers=args.workers)
         try:
             requests = write_requests(space.folder, drawn, fetch_tokens(partner, gateway, issuer))
+            servers = {"gateway": gateway, "baseline": baseline}
+            slice_seconds = math.ceil(args.duration / 2)
             runs = []
             for connections in levels:
                 for server in (gateway, baseline):
                     log(f"warm-up {server.name} at {connections} connections")
                     wrk(server.base_url, requests, connections, args.warmup)
-                log(f"gateway at {connections} connections")
                 after = last_record_id(space)
-                with QueueSampler(space) as sampler:
-                    gateway_run = measured_run(
-                        space, gateway, requests, connections, args.duration, args.quiet_wait
-                    )
-                lag = sealing_lag(space, after, sampler)
-                log(f"baseline at {connections} connections")
-                baseline_run = measured_run(
-                    space, baseline, requests, connections, args.duration, args.quiet_wait
-                )
+                parts: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+                queue_samples: list[int] = []
+                for name in SLICE_ORDER:
+                    log(f"{name} at {connections} connections, {slice_seconds} s")
+                    with QueueSampler(space) as sampler:
+                        parts[name].append(
+                            measured_run(
+                                space,
+                                servers[name],
+                                requests,
+                                connections,
+                                slice_seconds,
+                                args.quiet_wait,
+                            )
+                        )
+                    if name == "gateway":
+                        queue_samples += sampler.samples
+                lag = sealing_lag(space, after, queue_samples)
+                gateway_run = merged_measurements(parts["gateway"])
+                baseline_run = merged_measurements(parts["baseline"])
                 ratio = gateway_run["throughput_rps"] / baseline_run["throughput_rps"]
                 runs.append(
                     {

@@ -1,5 +1,6 @@
 -- wrk script: sends the requests listed in the file named by WRK_REQUESTS, in turn, and prints
--- a JSON summary line (throughput, latency percentiles, errors) prefixed with "RESULT ".
+-- a JSON summary line (throughput, latency percentiles, errors) prefixed with "RESULT ", then
+-- every latency recorded, as "HISTOGRAM <microseconds>:<count> ...", so that runs can be merged.
 --
 -- File lines, tab-separated:
 --   H <name> <value>           a header sent with every request
@@ -57,4 +58,11 @@ function done(summary, latency, requests)
     latency:percentile(99), latency.max, latency.mean,
     errors.connect, errors.read, errors.write, errors.status, errors.timeout
   ))
+  -- latency(i) is the i-th distinct latency recorded, in microseconds, and how many had it.
+  local buckets = {}
+  for i = 1, #latency do
+    local value, count = latency(i)
+    buckets[i] = string.format("%d:%d", value, count)
+  end
+  io.write("HISTOGRAM " .. table.concat(buckets, " ") .. "\n")
 end
