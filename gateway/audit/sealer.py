@@ -86,6 +86,10 @@ def sealing_transaction(engine: Engine, *, wait: bool = False) -> Iterator[Conne
             conn.exec_driver_sql("COMMIT")
         return
     with engine.begin() as conn:
+        # A batch reads at most ``batch_size`` queue entries by index; the queue's statistics
+        # lag behind its churn, and the planner would otherwise start parallel workers (two
+        # new processes) for what it takes for a large table, twice a second.
+        conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
         if wait:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEALER_LOCK_KEY})
         elif not conn.execute(

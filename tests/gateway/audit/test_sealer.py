@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from audit_factories import insert_entry, make_entry, subject_of, write_sealed
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from gateway.audit import AuditWriter, Es256CheckpointSigner, run_sealer_once, verify_trail
 from gateway.audit.models import AuditCheckpoint, AuditPending, AuditSeal
@@ -70,6 +70,16 @@ def test_records_are_chained_in_id_order_within_a_batch(
 ) -> None:
     ids = write_sealed(db, signer, 5)
     assert positions(db) == {record_id: n for n, record_id in enumerate(ids, start=1)}
+
+
+@pytest.mark.postgresql_only
+def test_the_sealing_transaction_never_plans_parallel_workers(db: Database) -> None:
+    with sealing_transaction(db.sync_engine) as conn:
+        assert conn is not None
+        setting = conn.execute(text("SHOW max_parallel_workers_per_gather")).scalar_one()
+    assert setting == "0"
+    with db.sync_engine.connect() as conn:  # for this transaction only
+        assert conn.execute(text("SHOW max_parallel_workers_per_gather")).scalar_one() != "0"
 
 
 @pytest.mark.postgresql_only
