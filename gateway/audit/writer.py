@@ -130,25 +130,7 @@ class WriterStats:
 
 def record_row(entry: AuditEntry) -> dict[str, Any]:
     """The ``audit_record`` column values of an entry (the id comes from the database)."""
-    return {
-        "occurred_at": entry.occurred_at,
-        "request_id": entry.request_id,
-        "client_id": entry.client_id,
-        "partner_id": entry.partner_id,
-        "connector": entry.connector,
-        "connector_version": entry.connector_version,
-        "operation": entry.operation,
-        "purpose": entry.purpose,
-        "recipient": entry.recipient,
-        "legal_basis": entry.legal_basis,
-        "consent_id": entry.consent_id,
-        "case_reference": entry.case_reference,
-        "outcome": entry.outcome,
-        "reason_code": entry.reason_code,
-        "http_status": entry.http_status,
-        "response_sha256": entry.response_sha256,
-        "latency_us": entry.latency_us,
-    }
+    return dict(zip(_RECORD_TYPES, _record_values(entry), strict=True))
 
 
 def _expire(future: asyncio.Future[int]) -> None:
