@@ -89,6 +89,28 @@ def _subject(subject: AuditSubject | tuple[str, str, str]) -> AuditSubject:
     return AuditSubject(kind, pseudonym, checked_key_id)  # type: ignore[arg-type]
 
 
+# The entry's text fields with their column widths and whether they are required: each is
+# checked, and NIR-masked, alike.
+_TEXT_FIELDS: Final = (
+    ("request_id", REQUEST_ID_LENGTH, True),
+    ("operation", NAME_LENGTH, True),
+    ("client_id", CLIENT_ID_LENGTH, False),
+    ("connector", NAME_LENGTH, False),
+    ("purpose", NAME_LENGTH, False),
+    ("recipient", RECIPIENT_LENGTH, False),
+    ("legal_basis", LEGAL_BASIS_LENGTH, False),
+    ("consent_id", NAME_LENGTH, False),
+    ("case_reference", CASE_REFERENCE_LENGTH, False),
+    ("reason_code", NAME_LENGTH, False),
+)
+_INTEGER_FIELDS: Final = (
+    ("http_status", 100, 599),
+    ("partner_id", 0, INT32_MAX),
+    ("connector_version", 0, INT32_MAX),
+    ("latency_us", 0, INT32_MAX),
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditEntry:
     """One request that reached the pipeline, granted or refused, and whose data it carried.
@@ -118,35 +140,23 @@ class AuditEntry:
     subjects: Sequence[AuditSubject] = ()
 
     def __post_init__(self) -> None:
-        def put(name: str, value: object) -> None:
-            object.__setattr__(self, name, value)
-
+        put = object.__setattr__
         if not isinstance(self.occurred_at, dt.datetime) or self.occurred_at.tzinfo is None:
             raise ValueError("audit entry: occurred_at must be a timezone-aware datetime")
-        put("occurred_at", self.occurred_at.astimezone(dt.UTC))
-        put("request_id", _text("request_id", self.request_id, REQUEST_ID_LENGTH, required=True))
-        put("operation", _text("operation", self.operation, NAME_LENGTH, required=True))
+        put(self, "occurred_at", self.occurred_at.astimezone(dt.UTC))
+        for name, limit, required in _TEXT_FIELDS:
+            value = getattr(self, name)
+            checked = _text(name, value, limit, required=required)
+            if checked is not value:
+                put(self, name, checked)
         if self.outcome not in OUTCOMES:
             raise ValueError(f"audit entry: outcome must be one of {sorted(OUTCOMES)}")
         if self.http_status is None:
             raise ValueError("audit entry: http_status is required")
-        _integer("http_status", self.http_status, 100, 599)
-        put("client_id", _text("client_id", self.client_id, CLIENT_ID_LENGTH))
-        _integer("partner_id", self.partner_id, 0, INT32_MAX)
-        put("connector", _text("connector", self.connector, NAME_LENGTH))
-        _integer("connector_version", self.connector_version, 0, INT32_MAX)
-        put("purpose", _text("purpose", self.purpose, NAME_LENGTH))
-        put("recipient", _text("recipient", self.recipient, RECIPIENT_LENGTH))
-        put("legal_basis", _text("legal_basis", self.legal_basis, LEGAL_BASIS_LENGTH))
-        put("consent_id", _text("consent_id", self.consent_id, NAME_LENGTH))
-        put(
-            "case_reference",
-            _text("case_reference", self.case_reference, CASE_REFERENCE_LENGTH),
-        )
-        put("reason_code", _text("reason_code", self.reason_code, NAME_LENGTH))
+        for name, low, high in _INTEGER_FIELDS:
+            _integer(name, getattr(self, name), low, high)
         if self.response_sha256 is not None and not (
             isinstance(self.response_sha256, str) and _HEX64.fullmatch(self.response_sha256)
         ):
             raise ValueError("audit entry: response_sha256 is 64 lower-case hex digits")
-        _integer("latency_us", self.latency_us, 0, INT32_MAX)
-        put("subjects", tuple(_subject(subject) for subject in self.subjects))
+        put(self, "subjects", tuple(_subject(subject) for subject in self.subjects))
