@@ -28,6 +28,19 @@ def limited(registry: Registry) -> JwtClient:
     return client
 
 
+def count_writes(limiter: RateLimiter, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The limiter's counter writes, as they happen: the number of hits each carried."""
+    writes: list[int] = []
+    write = limiter._write
+
+    async def counting(increments: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        writes.append(sum(increments.values()))
+        return await write(increments)
+
+    monkeypatch.setattr(limiter, "_write", counting)
+    return writes
+
+
 async def test_the_habilitation_limit_gives_429_with_retry_after(
     http: httpx.AsyncClient, limited: JwtClient
 ) -> None:
@@ -99,15 +112,7 @@ async def test_concurrent_hits_are_counted_exactly_and_written_together(
 ) -> None:
     db = async_db
     limiter = RateLimiter(db.async_engine)
-    writes = 0
-    write = limiter._write
-
-    async def counting(increments: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
-        nonlocal writes
-        writes += 1
-        return await write(increments)
-
-    monkeypatch.setattr(limiter, "_write", counting)
+    writes = count_writes(limiter, monkeypatch)
     try:
         decisions = await asyncio.gather(
             *(limiter.hit("client-a turnover:read", 25) for _ in range(30))
@@ -119,7 +124,7 @@ async def test_concurrent_hits_are_counted_exactly_and_written_together(
     assert sorted(d.remaining for d in decisions) == [0] * 6 + list(range(1, 25))
     assert sum(d.allowed for d in decisions) == 25
     assert other.remaining == 24
-    assert writes < 31
+    assert len(writes) < 31
     with db.sync_session() as session:
         total = session.scalar(select(func.sum(RateLimitCounter.hits)))
     assert total == 31
@@ -151,23 +156,16 @@ async def test_one_process_hands_out_ranks_in_arrival_order_from_leases(
     async_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     limiter = RateLimiter(async_db.async_engine)
-    writes = 0
-    write = limiter._write
-
-    async def counting(increments: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
-        nonlocal writes
-        writes += 1
-        return await write(increments)
-
-    monkeypatch.setattr(limiter, "_write", counting)
+    writes = count_writes(limiter, monkeypatch)
     try:
         decisions = [await limiter.hit("client-d status:read", 100_000) for _ in range(500)]
     finally:
         await limiter.close()
 
     assert [100_000 - d.remaining for d in decisions] == list(range(1, 501))
-    # Leases of 1, 2, 4, ... ranks ahead: nine writes for 500 requests, not 500.
-    assert writes == 9
+    # Each write: the waiting request plus a lease twice the last, 1, 2, 4, ... ranks ahead;
+    # nine writes for 500 requests, not 500.
+    assert writes == [1 + 2**n for n in range(9)]
     with async_db.sync_session() as session:
         reserved = session.scalar(select(func.sum(RateLimitCounter.hits)))
     assert reserved is not None
