@@ -100,6 +100,21 @@ class Settings(BaseSettings):
     token_claims_cache_size: int = Field(
         default=10_000, ge=0, description="Verified access tokens kept in memory until exp."
     )
+    oauth_max_concurrent_requests: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Token, revocation and introspection requests worked on at once by a "
+        "process: authenticating a client may verify an Argon2id hash, which a flood must not "
+        "be able to run on every core. The others wait their turn.",
+    )
+    oauth_queue_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Longest a token, revocation or introspection request waits for its turn "
+        "before 503 `temporarily_unavailable`.",
+    )
     legal_timezone: str = Field(
         default="Europe/Paris", description="Time zone in which habilitation dates are read."
     )

@@ -1,7 +1,9 @@
 """HTTP routes of the authorisation server: token, revocation, introspection, metadata, JWKS.
 
 The async routes read the form themselves (bounded, every parameter at most once: RFC 6749
-section 3.2), then hand it to the Authlib server in a worker thread.
+section 3.2), then hand it to the Authlib server in a worker thread, at most
+``oauth_max_concurrent_requests`` at once per process; a request that waited
+``oauth_queue_seconds`` for its turn gets 503 ``temporarily_unavailable`` with ``Retry-After``.
 
 Errors of these routes are OAuth errors *and* problem details in one JSON object, served as
 ``application/json`` (what OAuth client libraries expect): ``error`` and
@@ -11,7 +13,10 @@ Errors of these routes are OAuth errors *and* problem details in one JSON object
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import http
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -114,6 +119,34 @@ def server_of(app: FastAPI) -> GatewayAuthorizationServer:
         server = GatewayAuthorizationServer(app.state.settings, app.state.db)
         app.state.oauth_server = server
     return server
+
+
+class _BusyError(Exception):
+    """No turn came within ``oauth_queue_seconds``."""
+
+
+@contextlib.asynccontextmanager
+async def _turn(app: FastAPI) -> AsyncIterator[None]:
+    """One of the ``oauth_max_concurrent_requests`` turns of the authorisation server's work.
+
+    Authlib runs in worker threads, and a client secret's check is an Argon2id hash that
+    releases the GIL: without a cap, a flood of token requests could keep every core busy and
+    starve the data routes and the thread pool they share.
+    """
+    settings: Settings = app.state.settings
+    turns: asyncio.Semaphore | None = getattr(app.state, "oauth_turns", None)
+    if turns is None:
+        turns = asyncio.Semaphore(settings.oauth_max_concurrent_requests)
+        app.state.oauth_turns = turns
+    try:
+        async with asyncio.timeout(settings.oauth_queue_seconds):
+            await turns.acquire()
+    except TimeoutError as exc:
+        raise _BusyError from exc
+    try:
+        yield
+    finally:
+        turns.release()
 
 
 @router.post(
@@ -221,19 +254,16 @@ async def _answer(request: Request, endpoint: str, path: str) -> JSONResponse:
         oauth_request = FormRequest(
             "POST", server.settings.issuer.rstrip("/") + path, request.headers, form
         )
-        result = await run_in_threadpool(server.respond, endpoint, oauth_request)
+        async with _turn(request.app):
+            result = await run_in_threadpool(server.respond, endpoint, oauth_request)
     except OAuth2Error as error:
         result = oauth_error(error)
     except SQLAlchemyError as exc:
         log.warning("oauth_database_unavailable", error_type=type(exc).__name__)
-        result = OAuthResult(
-            status=503,
-            body={
-                "error": "temporarily_unavailable",
-                "error_description": "The authorisation server cannot reach its database.",
-            },
-            headers=[("Retry-After", "5")],
-        )
+        result = _unavailable("The authorisation server cannot reach its database.", 5)
+    except _BusyError:
+        log.warning("oauth_busy", endpoint=endpoint)
+        result = _unavailable("The authorisation server is busy; try again shortly.", 1)
     response = _to_response(request, result)
     client = getattr(oauth_request, "client", None)
     if result.status == 200 and isinstance(client, RegisteredClient):
@@ -244,6 +274,14 @@ async def _answer(request: Request, endpoint: str, path: str) -> JSONResponse:
                 "+00:00", "Z"
             )
     return response
+
+
+def _unavailable(description: str, retry_after_seconds: int) -> OAuthResult:
+    return OAuthResult(
+        status=503,
+        body={"error": "temporarily_unavailable", "error_description": description},
+        headers=[("Retry-After", str(retry_after_seconds))],
+    )
 
 
 async def _read_form(request: Request) -> dict[str, str]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import threading
+import time
+from typing import Any
 
 import httpx
 import jwt as pyjwt
@@ -27,6 +31,7 @@ from sqlalchemy import select
 from gateway.app import create_app
 from gateway.database import Database, utcnow
 from gateway.oauth.endpoints import CREDENTIAL_EXPIRES_HEADER
+from gateway.oauth.server import GatewayAuthorizationServer
 from gateway.partners.models import OAuthClient
 from gateway.settings import Settings
 
@@ -442,3 +447,77 @@ async def test_hostile_assertion_claims_get_invalid_client_never_a_500(
         response = await _token_request(http, _assertion_form(caf.assertion(claims=claims)))
         assert response.status_code == 401, (claims, response.text)
         assert response.json()["error"] == "invalid_client"
+
+
+def _capped_app(settings: Settings, **caps: float) -> FastAPI:
+    return create_app(settings.model_copy(update=caps))
+
+
+async def test_token_requests_are_worked_on_a_few_at_a_time(
+    settings: Settings, caf: JwtClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client secret's check is an Argon2id hash: a flood of token requests must not get
+    every core, nor every thread the data routes share."""
+    inside = 0
+    most = 0
+    lock = threading.Lock()
+    respond = GatewayAuthorizationServer.respond
+
+    def counting(server: GatewayAuthorizationServer, endpoint: str, request: Any) -> Any:
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        try:
+            time.sleep(0.02)
+            return respond(server, endpoint, request)
+        finally:
+            with lock:
+                inside -= 1
+
+    monkeypatch.setattr(GatewayAuthorizationServer, "respond", counting)
+    capped = _capped_app(settings, oauth_max_concurrent_requests=2)
+    async with (
+        capped.router.lifespan_context(capped),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=capped), base_url=settings.issuer
+        ) as http,
+    ):
+        tokens = await asyncio.gather(*(fetch_token(http, caf, "turnover:read") for _ in range(6)))
+    assert len(set(tokens)) == 6
+    assert most == 2
+
+
+async def test_a_token_request_that_waits_too_long_for_its_turn_gets_503(
+    settings: Settings, caf: JwtClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    respond = GatewayAuthorizationServer.respond
+
+    def held(server: GatewayAuthorizationServer, endpoint: str, request: Any) -> Any:
+        release.wait(5)
+        return respond(server, endpoint, request)
+
+    monkeypatch.setattr(GatewayAuthorizationServer, "respond", held)
+    capped = _capped_app(settings, oauth_max_concurrent_requests=1, oauth_queue_seconds=0.05)
+    async with (
+        capped.router.lifespan_context(capped),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=capped), base_url=settings.issuer
+        ) as http,
+    ):
+        first = asyncio.create_task(fetch_token(http, caf, "turnover:read"))
+        await asyncio.sleep(0.2)  # the first request holds the only turn
+        try:
+            refused = await _token_request(
+                http, caf.form(grant_type="client_credentials", scope="turnover:read")
+            )
+        finally:
+            release.set()
+        assert await first
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    body = refused.json()
+    assert body["error"] == "temporarily_unavailable"
+    assert body["code"] == "oauth.temporarily_unavailable"
+    assert body["status"] == 503
