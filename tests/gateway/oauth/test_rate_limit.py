@@ -191,6 +191,37 @@ async def test_two_processes_together_admit_exactly_the_limit(settings: Settings
     assert len(set(admitted)) == 300
 
 
+async def test_requests_arriving_during_a_write_take_the_lease_it_brings(
+    async_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limiter = RateLimiter(async_db.async_engine)
+    write = limiter._write
+    writing = asyncio.Event()
+    release = asyncio.Event()
+    writes = 0
+
+    async def held(increments: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        nonlocal writes
+        writes += 1
+        writing.set()
+        await release.wait()
+        return await write(increments)
+
+    monkeypatch.setattr(limiter, "_write", held)
+    try:
+        first = asyncio.create_task(limiter.hit("client-g status:read", 100_000))
+        await writing.wait()
+        # The write carries the first hit and a lease of one rank ahead, which this one takes.
+        during = asyncio.create_task(limiter.hit("client-g status:read", 100_000))
+        await asyncio.sleep(0)
+        release.set()
+        ranks = [100_000 - (await task).remaining for task in (first, during)]
+    finally:
+        await limiter.close()
+    assert ranks == [1, 2]
+    assert writes == 1
+
+
 async def test_a_new_window_starts_from_rank_one_whatever_was_leased_before(
     async_db: Database,
 ) -> None:
