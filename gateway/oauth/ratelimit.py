@@ -73,7 +73,6 @@ class _Lease:
 
     next: int
     last: int
-    size: int  # how many ranks the write that made this lease reserved ahead
 
 
 _UPSERT_POSTGRESQL = text(
@@ -102,7 +101,7 @@ class RateLimiter:
         self._pending: dict[_Key, list[asyncio.Future[int]]] = {}
         self._limits: dict[_Key, int] = {}
         self._leases: dict[_Key, _Lease] = {}
-        # Per bucket: the size of its latest lease, which the next window starts from.
+        # Per bucket: how many ranks its latest write reserved ahead; the next one doubles it.
         self._lease_sizes: dict[str, int] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._last_purge = 0.0
@@ -136,17 +135,15 @@ class RateLimiter:
             allowed=rank <= limit,
         )
 
-    def _ahead(self, key: _Key, limit: int) -> int:
-        """How many ranks the next write of ``key`` reserves beyond its waiting requests."""
-        lease = self._leases.get(key)
-        previous = lease.size if lease is not None else self._lease_sizes.get(key[0], 0)
-        return min(limit // _LEASE_SHARE, max(1, 2 * previous))
+    def _ahead(self, bucket: str, limit: int) -> int:
+        """How many ranks the next write of ``bucket`` reserves beyond its waiting requests."""
+        return min(limit // _LEASE_SHARE, max(1, 2 * self._lease_sizes.get(bucket, 0)))
 
     async def _flush_while_pending(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, {}
             limits, self._limits = self._limits, {}
-            ahead = {key: self._ahead(key, limits[key]) for key in batch}
+            ahead = {key: self._ahead(key[0], limits[key]) for key in batch}
             try:
                 totals = await self._write(
                     {key: len(waiters) + ahead[key] for key, waiters in batch.items()}
@@ -162,13 +159,9 @@ class RateLimiter:
             for key in [key for key in self._leases if key[1] < current_window]:
                 del self._leases[key]
             for key, waiters in batch.items():
-                lease = _Lease(
-                    next=totals[key] - len(waiters) - ahead[key] + 1,
-                    last=totals[key],
-                    size=ahead[key],
-                )
+                lease = _Lease(next=totals[key] - len(waiters) - ahead[key] + 1, last=totals[key])
                 self._leases[key] = lease
-                self._lease_sizes[key[0]] = lease.size
+                self._lease_sizes[key[0]] = ahead[key]
                 self._give_ranks(lease, waiters)
                 # Requests that came during the write take the new lease before writing again.
                 later = self._pending.get(key)
