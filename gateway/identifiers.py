@@ -272,16 +272,19 @@ def is_nir_shaped(text: str) -> bool:
 # --- Luhn, SIREN, SIRET ----------------------------------------------------------------------
 
 
+# Each digit's value once doubled, less 9 when above 9, as one character.
+_DOUBLED_DIGIT = str.maketrans("0123456789", "0246813579")
+
+
 def _luhn_sum(digits: str, *, double_rightmost: bool) -> int:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        digit = ord(char) - 48
-        if (position % 2 == 0) == double_rightmost:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total
+    # Summing the bytes of every other digit is several times cheaper than a loop over the
+    # digits, and every request checks three or four identifiers.
+    from_right = digits[::-1]
+    kept, doubled = from_right[1::2], from_right[0::2]
+    if not double_rightmost:
+        kept, doubled = doubled, kept
+    total = sum(kept.encode()) + sum(doubled.translate(_DOUBLED_DIGIT).encode())
+    return total - 48 * len(digits)  # each digit's byte is its value plus 48
 
 
 def luhn_is_valid(digits: str) -> bool:

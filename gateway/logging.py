@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
-from collections.abc import Callable, MutableMapping
+import time
+from collections.abc import Callable, Mapping, MutableMapping
+from contextvars import ContextVar
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -25,6 +29,58 @@ from gateway.identifiers import redact_nirs
 
 _OURS = "_gateway_handler"
 _RENDER = "_gateway_render"
+
+
+# What every line logged while serving a request carries (its request id, then the client once
+# the token is checked). One variable holding the request's fields costs a fifth of
+# structlog's contextvars helpers, which set one variable per field and scan the whole context
+# at every line; the request path logs at least once per request.
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+_request_fields = ContextVar("gateway_request_fields", default=_NO_FIELDS)
+
+
+def start_request_fields(**fields: Any) -> None:
+    """The fields of every line logged from here on in this request (and in tasks it starts)."""
+    _request_fields.set(fields)
+
+
+def bind_request_fields(**fields: Any) -> None:
+    """Add fields to the current request's lines."""
+    _request_fields.set({**_request_fields.get(), **fields})
+
+
+def merge_request_fields(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """The request's fields, under those the line sets itself."""
+    for key, value in _request_fields.get().items():
+        event_dict.setdefault(key, value)
+    return event_dict
+
+
+class _UtcSecond:
+    """The ISO 8601 text of the current second, kept until the second changes: formatting a
+    whole timestamp at every line costs more than the rest of its fields."""
+
+    # One tuple, replaced at once, so that a thread never reads a second with another's text.
+    current: tuple[int, str] = (-1, "")
+
+
+def add_timestamp(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """``timestamp``: UTC, ISO 8601, to the microsecond (``2026-11-28T09:06:19.835301Z``)."""
+    # Rounded to the nearest microsecond, as ``datetime.fromtimestamp`` rounds.
+    fraction, whole = math.modf(time.time())
+    second, microsecond = int(whole), round(fraction * 1_000_000)
+    if microsecond == 1_000_000:
+        second, microsecond = second + 1, 0
+    cached, text = _UtcSecond.current
+    if cached != second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _UtcSecond.current = (second, text)
+    event_dict["timestamp"] = f"{text}.{microsecond:06d}Z"
+    return event_dict
 
 
 def redact_line(_logger: Any, _method: str, line: str) -> str:
@@ -111,10 +167,10 @@ def configure_logging(
     logging.logProcesses = False
     logging.logMultiprocessing = False
     ours: list[Any] = [
-        structlog.contextvars.merge_contextvars,
+        merge_request_fields,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_timestamp,
     ]
     foreign = [*ours, structlog.stdlib.ExtraAdder()]
     # Tracebacks become text before rendering, so that the line's redaction sees them.

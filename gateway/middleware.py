@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import RequestTooLargeError
 from gateway.identifiers import token_not_nir_shaped
+from gateway.logging import start_request_fields
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
@@ -53,8 +54,7 @@ class RequestContextMiddleware:
             return
         request_id = _request_id_from(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        start_request_fields(request_id=request_id)
         started = time.perf_counter()
         status_holder: dict[str, Any] = {}
 

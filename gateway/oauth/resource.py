@@ -43,6 +43,7 @@ from gateway.errors import (
 )
 from gateway.keys.models import KeyUse
 from gateway.keys.store import KeyStore
+from gateway.logging import bind_request_fields
 from gateway.middleware import add_response_headers
 from gateway.oauth.ratelimit import RateLimiter
 from gateway.oauth.status import HabilitationGrant, StatusSnapshot, TokenStatus
@@ -266,9 +267,7 @@ class TokenGuard:
                 "token.state_unavailable", "The token state cannot be read; try again shortly."
             ) from exc
         add_response_headers(request.scope, decision.headers())
-        structlog.contextvars.bind_contextvars(
-            client_id=claims.client_id, partner_id=claims.partner_id
-        )
+        bind_request_fields(client_id=claims.client_id, partner_id=claims.partner_id)
         if not decision.allowed:
             raise TooManyRequestsError(
                 "rate_limit.exceeded",

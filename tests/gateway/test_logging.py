@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import io
 import json
 import logging
+import time
 from pathlib import Path
 
+import pytest
 import structlog
 
-from gateway.logging import configure_logging
+from gateway.logging import (
+    add_timestamp,
+    bind_request_fields,
+    configure_logging,
+    start_request_fields,
+)
 from tests.conftest import SUITE_LOG, nir_leaks
 
 NIR = "269054958815780"
@@ -118,3 +127,72 @@ def test_values_the_fast_renderer_refuses_still_make_a_masked_json_line(tmp_path
     assert odd["path"] == "/api/v1/status/[NIR]"
     assert plain["path"] == "/x/[NIR]"
     assert NIR not in log_file.read_text()
+
+
+def test_fields_bound_in_a_request_reach_its_lines_and_its_tasks_but_not_the_next_request(
+    tmp_path: Path,
+) -> None:
+    log_file = tmp_path / "gateway.log"
+    configure_logging("json", "info", log_file)
+    log = structlog.get_logger("test")
+
+    async def task_of_the_request() -> None:
+        bind_request_fields(step="inside the task")  # the task's own copy
+        log.info("in a task")
+
+    async def request() -> None:
+        start_request_fields(request_id="first")
+        bind_request_fields(client_id="gw-client", partner_id=7)
+        log.info("during", request_id="set by the line")
+        await asyncio.create_task(task_of_the_request())
+        log.info("after the task")
+        start_request_fields(request_id="second")
+        log.info("next request")
+
+    try:
+        asyncio.run(request())
+    finally:
+        configure_logging("json", "info", SUITE_LOG)
+    during, in_task, after, following = _records(log_file)
+    assert during["request_id"] == "set by the line"
+    assert (during["client_id"], during["partner_id"]) == ("gw-client", 7)
+    assert (in_task["request_id"], in_task["client_id"], in_task["step"]) == (
+        "first",
+        "gw-client",
+        "inside the task",
+    )
+    assert "step" not in after
+    assert following["request_id"] == "second"
+    assert "client_id" not in following
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        dt.datetime(2026, 11, 28, 9, 6, 19, 835301, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 28, 9, 6, 19, 999999, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 28, 9, 6, 20, tzinfo=dt.UTC),
+        dt.datetime(2026, 12, 31, 23, 59, 59, 1, tzinfo=dt.UTC),
+        dt.datetime(2027, 1, 1, 0, 0, 0, 7, tzinfo=dt.UTC),
+    ],
+)
+def test_a_line_s_timestamp_is_utc_iso_8601_to_the_microsecond(
+    moment: dt.datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The seconds' texts are kept from line to line: each moment follows another second.
+    seconds = moment.timestamp()
+    monkeypatch.setattr(time, "time", lambda: seconds)
+    stamped = add_timestamp(None, "info", {})["timestamp"]
+    expected = moment.isoformat().replace("+00:00", "Z")
+    if moment.microsecond == 0:
+        expected = expected.replace("Z", ".000000Z")
+    assert stamped == expected
+
+
+@pytest.mark.parametrize("seconds", [1_796_029_579.9999996, 1_796_029_579.0000004, 0.5])
+def test_a_line_s_timestamp_rounds_as_the_standard_library_does(
+    seconds: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(time, "time", lambda: seconds)
+    stamped = add_timestamp(None, "info", {})["timestamp"]
+    assert stamped == dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
