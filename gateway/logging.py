@@ -32,9 +32,9 @@ _RENDER = "_gateway_render"
 
 
 # What every line logged while serving a request carries (its request id, then the client once
-# the token is checked). One variable holding the request's fields costs a fifth of
-# structlog's contextvars helpers, which set one variable per field and scan the whole context
-# at every line; the request path logs at least once per request.
+# the token is checked). One variable holding the request's fields: structlog's contextvars
+# helpers set one variable per field and scan the task's whole context at every line, which
+# in place cost the request line about as much as the rest of it (benchmarks/RESULTS.md).
 _NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 _request_fields = ContextVar("gateway_request_fields", default=_NO_FIELDS)
 
