@@ -21,11 +21,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from gateway.app import create_app
+from gateway.cli import context as cli_context
 from gateway.database import Database, driver_urls
 from gateway.identifiers import NIR_SHAPE
 from gateway.logging import configure_logging
 from gateway.migrate import upgrade
-from gateway.settings import Settings
+from gateway.settings import Settings, get_settings
 
 SERVER_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL", "")
 BACKEND = "postgresql" if SERVER_URL else "sqlite"
@@ -134,6 +135,20 @@ def database_url(template_database: str, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, var_dir=tmp_path / "var", log_format="json")
+
+
+@pytest.fixture
+def cli_environment(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """What a ``gateway`` command run in the test sees: the test's database and files."""
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("GATEWAY_VAR_DIR", str(settings.var_dir))
+    monkeypatch.setenv("GATEWAY_LOG_LEVEL", "warning")
+    get_settings.cache_clear()
+    cli_context.database.cache_clear()
+    yield
+    cli_context.database().sync_engine.dispose()
+    get_settings.cache_clear()
+    cli_context.database.cache_clear()
 
 
 @pytest.fixture

@@ -22,12 +22,19 @@ from gateway.audit.schemas import AuditEntry, AuditSubject, Outcome, SubjectKind
 from gateway.audit.sealer import SealResult, run_sealer_once
 from gateway.audit.signing import (
     CheckpointSigner,
+    CheckpointVerifier,
     Es256CheckpointSigner,
     KeyStoreCheckpointSigner,
+    PinnedKeysVerifier,
     gateway_checkpoint_signer,
 )
 from gateway.audit.subject import SubjectAccessEntry, identify, subject_history
-from gateway.audit.verify import VerificationProblem, VerificationReport, verify_trail
+from gateway.audit.verify import (
+    TrailNotIntactError,
+    VerificationProblem,
+    VerificationReport,
+    verify_trail,
+)
 from gateway.audit.writer import AuditWriter
 
 __all__ = [
@@ -38,14 +45,17 @@ __all__ = [
     "AuditWriter",
     "CheckpointSignatureError",
     "CheckpointSigner",
+    "CheckpointVerifier",
     "Es256CheckpointSigner",
     "KeyStoreCheckpointSigner",
     "Outcome",
+    "PinnedKeysVerifier",
     "Pseudonymiser",
     "PurgeResult",
     "SealResult",
     "SubjectAccessEntry",
     "SubjectKind",
+    "TrailNotIntactError",
     "VerificationProblem",
     "VerificationReport",
     "audit_runtime",

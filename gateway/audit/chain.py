@@ -66,11 +66,16 @@ _PAYLOAD_ENCODER = json.JSONEncoder(
 
 
 def epoch_microseconds(value: dt.datetime | str | int) -> int:
-    """Microseconds since the epoch of a timestamp, aware, naive UTC, or SQLite's raw text."""
+    """Microseconds since the epoch of a timestamp, aware, naive UTC, or SQLite's raw text.
+
+    Raises ``ValueError`` or ``TypeError`` for anything else (SQLite keeps any value anywhere).
+    """
     if isinstance(value, int):
         return value
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"a timestamp, not {type(value).__name__}")
     if value.tzinfo is None:
         return (value - _NAIVE_EPOCH) // _MICROSECOND
     return (value - _EPOCH) // _MICROSECOND
@@ -102,7 +107,7 @@ def link(
 
 
 def checkpoint_payload(
-    position: int, head_hash: str, record_count: int, created_at: dt.datetime
+    position: int, head_hash: str, record_count: int, created_at: dt.datetime | str | int
 ) -> bytes:
     """What a checkpoint's signature covers; ``verify`` rebuilds it from the stored columns."""
     return _PAYLOAD_ENCODER.encode(
@@ -121,8 +126,8 @@ def purge_payload(
     anchor_position: int,
     head_hash: str,
     records_deleted: int,
-    cutoff_at: dt.datetime,
-    purged_at: dt.datetime,
+    cutoff_at: dt.datetime | str | int,
+    purged_at: dt.datetime | str | int,
 ) -> bytes:
     """What a purge record's signature covers."""
     return _PAYLOAD_ENCODER.encode(

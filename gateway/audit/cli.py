@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import threading
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.table import Table
@@ -18,7 +20,12 @@ from gateway.audit.purge import purge_before
 from gateway.audit.roles import app_role_grants
 from gateway.audit.schemas import SubjectKind
 from gateway.audit.sealer import run_sealer_once, seal_until_stopped
-from gateway.audit.signing import KeyStoreCheckpointSigner, gateway_checkpoint_signer
+from gateway.audit.signing import (
+    CheckpointVerifier,
+    KeyStoreCheckpointSigner,
+    PinnedKeysVerifier,
+    gateway_checkpoint_signer,
+)
 from gateway.audit.subject import identify, subject_history
 from gateway.audit.verify import verify_trail
 from gateway.cli.context import console, database, settings
@@ -28,6 +35,7 @@ from gateway.identifiers import InvalidIdentifierError
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+_ANCHOR = re.compile(r"([1-9][0-9]{0,18}):([0-9a-f]{64})")
 
 
 def _signer() -> KeyStoreCheckpointSigner:
@@ -68,14 +76,22 @@ def seal(
                 "checkpoints": result.checkpoints,
                 "head_position": result.head_position,
                 "busy": result.busy,
+                "refused": result.refused,
             }
         )
     elif result.busy:
         console().print("Another process is sealing right now; nothing done.")
-    else:
+    elif result.refused is None:
         console().print(
             f"Sealed {result.sealed} record(s) under {result.checkpoints} checkpoint(s)."
         )
+    else:
+        console(stderr=True).print(
+            f"[red]Sealing refused[/red] ({result.refused}): the chain's head cannot be vouched "
+            "for; run `gateway audit verify`."
+        )
+    if result.refused is not None:
+        raise typer.Exit(1)
 
 
 def _follow(with_parent: bool) -> None:
@@ -93,10 +109,51 @@ def _follow(with_parent: bool) -> None:
     )
 
 
+def _refuse(detail: str) -> NoReturn:
+    console(stderr=True).print(f"[red]Refused:[/red] {detail}")
+    raise typer.Exit(2)
+
+
 @audit_app.command("verify")
-def verify(as_json: JsonOption = False) -> None:
+def verify(
+    as_json: JsonOption = False,
+    trusted_keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--trusted-keys",
+            metavar="FILE",
+            help="Check signatures against the audit keys in this JWK set only (as printed by "
+            "`gateway keys export --use audit` and kept away from the database), not against "
+            "the keys the master key vouches for; no master key needed.",
+        ),
+    ] = None,
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            "--anchor",
+            metavar="POSITION:CHAIN_HASH",
+            help="A checkpoint witnessed outside the database (the sealer logs each one as "
+            "audit_sealed, with head_position and head_hash): fail unless the chain still holds "
+            "that hash at that position. A position removed since by a signed purge passes.",
+        ),
+    ] = None,
+) -> None:
     """Recompute the chain and check every signature; exit 1 naming the first bad record."""
-    report = verify_trail(database().sync_engine, _signer())
+    witness: tuple[int, str] | None = None
+    if anchor is not None:
+        match = _ANCHOR.fullmatch(anchor.strip().lower())
+        if match is None:
+            _refuse("--anchor takes POSITION:CHAIN_HASH, a position from 1 and 64 hex digits.")
+        witness = int(match[1]), match[2]
+    verifier: CheckpointVerifier
+    if trusted_keys is None:
+        verifier = _signer()
+    else:
+        try:
+            verifier = PinnedKeysVerifier.from_file(trusted_keys)
+        except ValueError as exc:
+            _refuse(f"--trusted-keys: {exc}.")
+    report = verify_trail(database().sync_engine, verifier, witness=witness)
     if as_json:
         _print_json(report.as_dict())
     elif report.problem is None:

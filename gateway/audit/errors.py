@@ -3,8 +3,10 @@
 - ``AuditUnavailableError`` (a ``ServiceUnavailableError``, 503, code ``audit.unavailable``):
   a record could not be committed in time. The caller must not send any data; rendered by the
   shared problem handler it is already the 503 the client must get.
-- ``CheckpointSignatureError`` (``ValueError``): a checkpoint or purge signature does not verify
-  with any trusted key, or is not a well-formed compact JWS.
+- ``CheckpointSignatureError`` (``ValueError``): a checkpoint or purge does not verify: its
+  ``code`` says which rule it breaks (``bad_signature``: no trusted key made it, or it is no
+  compact JWS; ``mismatch``, ``key_mismatch``, ``retired_key``, ``malformed``: see
+  ``gateway.audit.signing``).
 
 """
 
@@ -29,3 +31,7 @@ class AuditUnavailableError(ServiceUnavailableError):
 
 class CheckpointSignatureError(ValueError):
     """A signed checkpoint or purge record does not verify."""
+
+    def __init__(self, message: str, code: str = "bad_signature") -> None:
+        super().__init__(message)
+        self.code = code

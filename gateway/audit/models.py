@@ -133,6 +133,9 @@ class AuditSeal(Base):
     """
 
     __tablename__ = "audit_seal"
+    # Positions start at 1; migration 0008 also refuses any seal at or below the last
+    # checkpoint, which ``verify`` would never walk.
+    __table_args__ = (CheckConstraint("position > 0", name="position"),)
 
     position: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
     record_id: Mapped[int] = mapped_column(Id, unique=True)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.cli.context import console, database, settings
 from gateway.keys.models import KeyUse
-from gateway.keys.store import KeyStore
+from gateway.keys.store import KeyStore, pinned_jwks
 
 keys_app = typer.Typer(help="The gateway's signing keys.", no_args_is_help=True)
 
@@ -73,3 +73,19 @@ def keys_list(as_json: JsonFlag = False) -> None:
             "yes" if row["published"] else "no",
         )
     console().print(table)
+
+
+@keys_app.command("export")
+def keys_export(
+    use: Annotated[KeyUse, typer.Option(help="Which keys to export.")] = KeyUse.AUDIT,
+) -> None:
+    """Print the keys of a use this deployment provably made, as a JWK set to keep elsewhere.
+
+    Keep the file away from the database (and export again after each rotation):
+    `gateway audit verify --trusted-keys FILE` checks the audit trail against it, without the
+    master key. Each retired key carries its retirement time as "retired_at".
+    """
+    store = KeyStore(settings())
+    with database().sync_session() as session:
+        keys = store.trusted(session, use)
+    typer.echo(json.dumps(pinned_jwks(keys)))

@@ -12,6 +12,18 @@ Publication (the JWK set at ``/.well-known/jwks.json``) follows what the signatu
 * ``audit``, ``attestation`` and ``consent`` keys sign documents that must stay verifiable for
   as long as they are kept, so their public halves stay published for good.
 
+Which keys to *trust* is another question than which to publish: whoever can write the
+``signing_key`` table can add a row with a public key of their own, or change the public half of
+a real one. :meth:`KeyStore.trusted` therefore keeps only the keys the deployment provably made:
+the stored private half opens under the master key (Fernet authenticates it, so nobody without
+the master key can make such a row) and is the private half of the stored public key, whose kid
+is its RFC 7638 thumbprint. The dates come from the same place: Fernet stamps, under its
+authentication, when it encrypted, so a key's creation time is known without trusting the
+table, and a key counts as retired no later than the creation of the next key of its use
+(rotation makes the new key right after retiring the old one), whatever ``retired_at`` says.
+The audit trail's verifier relies on this, since it must hold against whoever holds the
+database (see :mod:`gateway.audit.signing`).
+
 Writes that must outlive the caller's transaction (creating the first key of a use, raising
 the signed-expiry bound) run in their own short transaction on the same engine; call them
 before the caller's session writes anything, since SQLite has a single writer.
@@ -19,12 +31,14 @@ before the caller's session writes anything, since SQLite has a single writer.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.fernet import InvalidToken
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
@@ -35,7 +49,7 @@ from sqlalchemy.orm import Session
 
 from gateway.database import utcnow
 from gateway.keys.models import KeyUse, SigningKey
-from gateway.secrets import decrypt, encrypt
+from gateway.secrets import cipher, decrypt, encrypt
 from gateway.settings import Settings
 
 ALGORITHM = "ES256"
@@ -44,6 +58,13 @@ CURVE = "P-256"
 PERMANENT_USES: frozenset[KeyUse] = frozenset({KeyUse.AUDIT, KeyUse.ATTESTATION, KeyUse.CONSENT})
 # Raising the signed-expiry bound a minute further than needed spares a write per token.
 _NOTE_SLACK = dt.timedelta(seconds=60)
+# A member of the JWKs that ``pinned_jwks`` writes: when the key was retired (RFC 3339, UTC).
+# RFC 7517 has no such member; implementations ignore members they do not know.
+RETIRED_AT_MEMBER = "retired_at"
+# Fernet's time stamps are whole seconds.
+_STAMP = dt.timedelta(seconds=1)
+# The members of a P-256 public JWK that define the key (RFC 7638 thumbprint members).
+_PUBLIC_MEMBERS = ("crv", "kty", "x", "y")
 
 
 class KeyNotFoundError(LookupError):
@@ -108,6 +129,9 @@ class KeyStore:
         self._leeway = dt.timedelta(seconds=settings.token_leeway_seconds)
         self._private_keys: dict[str, ECKey] = {}
         self._noted_until: dict[int, dt.datetime] = {}
+        # (kid, stored ciphertext, stored public JWK) -> (public JWK, creation time) of keys
+        # proven authentic, or None: proving it costs a decryption, and rows never change.
+        self._authentic: dict[tuple[str, str, str], tuple[dict[str, Any], dt.datetime] | None] = {}
         self._lock = threading.Lock()
 
     # -- signing ---------------------------------------------------------------------------
@@ -167,13 +191,47 @@ class KeyStore:
     def published(
         self, session: Session, use: KeyUse | None = None, now: dt.datetime | None = None
     ) -> list[PublicKey]:
-        return [_public(row) for row in session.scalars(self._published_query(use, now))]
+        """The keys to publish and to check signatures with: only those this deployment
+        provably made, so that a row planted in the table (with nothing but write access to
+        the database) can neither mint access tokens nor vouch for attestations."""
+        rows = session.scalars(self._published_query(use, now))
+        return [_public(row) for row in rows if self._prove(row) is not None]
 
     async def published_async(
         self, session: AsyncSession, use: KeyUse | None = None, now: dt.datetime | None = None
     ) -> list[PublicKey]:
-        result = await session.scalars(self._published_query(use, now))
-        return [_public(row) for row in result]
+        """:meth:`published`, on an async session."""
+        rows = await session.scalars(self._published_query(use, now))
+        return [_public(row) for row in rows if self._prove(row) is not None]
+
+    def trusted(self, session: Session, use: KeyUse) -> list[PublicKey]:
+        """The published keys of ``use`` this deployment provably made, newest first.
+
+        A row whose private half does not open under the master key, or is not the private
+        half of its public key, is left out. ``created_at`` is the authenticated time the key
+        was made; ``retired_at`` the earlier of the stored retirement and the authenticated
+        creation of the next key of the same use (see the module docstring).
+        """
+        proven: list[tuple[SigningKey, dict[str, Any], dt.datetime]] = []
+        for row in session.scalars(self._published_query(use, None)):
+            authentic = self._prove(row)
+            if authentic is not None:
+                proven.append((row, *authentic))
+        # Oldest first; Fernet stamps whole seconds, so keys made within one second keep the
+        # order of their ids (a rotation inserts the new row after the old), and a successor
+        # stamped at second S was made before S + 1.
+        proven.sort(key=lambda item: (item[2], item[0].id))
+        keys = []
+        for index, (row, jwk, created_at) in enumerate(proven):
+            successor = proven[index + 1][2] + _STAMP if index + 1 < len(proven) else None
+            ends = [end for end in (row.retired_at, successor) if end is not None]
+            keys.append(
+                dataclasses.replace(
+                    _public(row), jwk=jwk, created_at=created_at, retired_at=min(ends, default=None)
+                )
+            )
+        keys.reverse()
+        return keys
 
     @staticmethod
     def jwks(keys: Iterable[PublicKey]) -> dict[str, list[dict[str, Any]]]:
@@ -261,6 +319,33 @@ class KeyStore:
                     raise
                 return self._active(existing)
 
+    def _prove(self, row: SigningKey) -> tuple[dict[str, Any], dt.datetime] | None:
+        """(public JWK, creation time) of a row made with this deployment's master key."""
+        stored = row.public_jwk if isinstance(row.public_jwk, dict) else {}
+        public = {member: stored.get(member) for member in _PUBLIC_MEMBERS}
+        cache_key = (row.kid, row.private_key_encrypted, repr(sorted(public.items())))
+        with self._lock:
+            if cache_key in self._authentic:
+                return self._authentic[cache_key]
+        proven: tuple[dict[str, Any], dt.datetime] | None = None
+        try:
+            token = row.private_key_encrypted.encode()
+            fernet = cipher(self._settings)
+            # Both checks verify the token's HMAC: neither its content nor its time is forged.
+            private = ECKey.import_key(fernet.decrypt(token))
+            stamped = dt.datetime.fromtimestamp(fernet.extract_timestamp(token), dt.UTC)
+        except (InvalidToken, JoseError, ValueError, TypeError, AttributeError):
+            private, stamped = None, None
+        if private is not None and stamped is not None and row.alg == ALGORITHM:
+            derived = {
+                member: private.as_dict(private=False).get(member) for member in _PUBLIC_MEMBERS
+            }
+            if derived == public and derived["crv"] == CURVE and private.thumbprint() == row.kid:
+                proven = (derived, stamped)
+        with self._lock:
+            self._authentic[cache_key] = proven
+        return proven
+
     def _active(self, row: SigningKey) -> ActiveKey:
         with self._lock:
             private = self._private_keys.get(row.kid)
@@ -272,6 +357,17 @@ class KeyStore:
         return ActiveKey(
             id=row.id, kid=row.kid, use=KeyUse(row.use), alg=row.alg, private_key=private
         )
+
+
+def pinned_jwks(keys: Iterable[PublicKey]) -> dict[str, list[dict[str, Any]]]:
+    """A JWK set of ``keys`` to keep outside the database, each with its retirement if any."""
+    documents = []
+    for key in keys:
+        document = key.as_jwk()
+        if key.retired_at is not None:
+            document[RETIRED_AT_MEMBER] = key.retired_at.astimezone(dt.UTC).isoformat()
+        documents.append(document)
+    return {"keys": documents}
 
 
 def _current_query(use: KeyUse) -> Select[SigningKey]:

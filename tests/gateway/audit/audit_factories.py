@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, insert, text
+import pytest
+from sqlalchemy import Connection, insert, select, text, update
+from typer.testing import Result
 
 from gateway.audit import (
     AuditEntry,
@@ -16,11 +18,14 @@ from gateway.audit import (
     Es256CheckpointSigner,
     run_sealer_once,
 )
-from gateway.audit.chain import RECORD_COLUMNS, SUBJECT_COLUMNS, link
-from gateway.audit.models import AuditPending, AuditRecord, AuditSubjectEntry
+from gateway.audit.chain import RECORD_COLUMNS, SUBJECT_COLUMNS, checkpoint_payload, link
+from gateway.audit.models import AuditCheckpoint, AuditPending, AuditRecord, AuditSubjectEntry
+from gateway.audit.roles import app_role_grants
 from gateway.audit.writer import record_row
 from gateway.database import Database, utcnow
 from gateway.identifiers import nir_with_key, siren_with_checksum
+
+Cli = Callable[..., Result]  # the ``cli`` fixture: ``cli("verify", "--json")``
 
 NIR = nir_with_key("1850578006084")
 OTHER_NIR = nir_with_key("2920375120045")
@@ -119,6 +124,47 @@ def as_attacker(db: Database, *tables: str) -> Iterator[Connection]:
         yield conn
 
 
+@contextmanager
+def as_app(db: Database, request: pytest.FixtureRequest) -> Iterator[Connection]:
+    """The gateway's own least-privileged role, triggers untouched (SQLite: a plain connection).
+
+    What a leaked application password gives: INSERT on the trail, no UPDATE, no trigger
+    bypassed.
+    """
+    role: str | None = None
+    if db.sync_engine.dialect.name == "postgresql":
+        role = str(request.getfixturevalue("app_role"))
+        with db.sync_engine.begin() as conn:
+            for statement in app_role_grants(role):
+                conn.execute(text(statement))
+    with db.sync_engine.begin() as conn:
+        if role is not None:
+            conn.execute(text(f'SET LOCAL ROLE "{role}"'))
+        yield conn
+
+
+@contextmanager
+def seal_position_check_lifted(conn: Connection) -> Iterator[None]:
+    """Let an attacker's connection write a seal at position 0 or below, past the CHECK.
+
+    PostgreSQL: the owner drops the constraint and puts it back without checking old rows.
+    SQLite: the connection ignores CHECK constraints for a while.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE audit_seal DROP CONSTRAINT ck_audit_seal_position")
+        yield
+        conn.exec_driver_sql(
+            "ALTER TABLE audit_seal ADD CONSTRAINT ck_audit_seal_position "
+            "CHECK (position > 0) NOT VALID"
+        )
+        return
+    conn.exec_driver_sql("PRAGMA ignore_check_constraints = ON")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("PRAGMA ignore_check_constraints = OFF")
+
+
 def record_values(conn: Connection, record_id: int) -> tuple[Any, ...]:
     columns = ", ".join(RECORD_COLUMNS)
     row = conn.execute(
@@ -149,3 +195,55 @@ def relink(
         for s in subjects
     ]
     return link(previous, position, record, fixed_subjects)
+
+
+Sign = Callable[[bytes], tuple[str, str]]  # payload -> (kid, compact JWS)
+
+
+def rewrite_and_resign(
+    conn: Connection,
+    from_position: int,
+    to_position: int,
+    sign: Sign,
+    *,
+    dated: dt.datetime | None = None,
+) -> None:
+    """What a forger holding some signing key does: alter the record at ``from_position``,
+    relink every seal up to ``to_position`` and re-sign the checkpoints among them (dated
+    ``dated`` if given, else as they were). Needs the triggers out of the way."""
+    record_id = conn.execute(
+        text("SELECT record_id FROM audit_seal WHERE position = :p"), {"p": from_position}
+    ).scalar_one()
+    conn.execute(
+        text("UPDATE audit_record SET partner_id = 666, purpose = 'x' WHERE id = :id"),
+        {"id": record_id},
+    )
+    previous = conn.execute(
+        text("SELECT chain_hash FROM audit_seal WHERE position = :p"), {"p": from_position - 1}
+    ).scalar_one()
+    for position in range(from_position, to_position + 1):
+        sealed = conn.execute(
+            text("SELECT record_id FROM audit_seal WHERE position = :p"), {"p": position}
+        ).scalar_one()
+        previous = relink(
+            conn, previous, position, record_values(conn, sealed), subject_values(conn, sealed)
+        )
+        conn.execute(
+            text("UPDATE audit_seal SET chain_hash = :h WHERE position = :p"),
+            {"h": previous, "p": position},
+        )
+        checkpoint = conn.execute(
+            select(AuditCheckpoint.record_count, AuditCheckpoint.created_at).where(
+                AuditCheckpoint.position == position
+            )
+        ).first()
+        if checkpoint is not None:
+            created_at = dated or checkpoint.created_at
+            kid, signature = sign(
+                checkpoint_payload(position, previous, checkpoint.record_count, created_at)
+            )
+            conn.execute(
+                update(AuditCheckpoint)
+                .where(AuditCheckpoint.position == position)
+                .values(head_hash=previous, created_at=created_at, key_id=kid, signature=signature)
+            )

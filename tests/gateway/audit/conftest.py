@@ -6,9 +6,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from audit_factories import Cli
 from sqlalchemy import text
+from typer.testing import CliRunner, Result
 
 from gateway.audit import AuditWriter, Es256CheckpointSigner, Pseudonymiser
+from gateway.cli import app
 from gateway.database import Database
 from gateway.settings import Settings
 
@@ -39,3 +42,14 @@ def app_role(db: Database) -> Iterator[str]:
     with db.sync_engine.begin() as conn:
         conn.execute(text(f'DROP OWNED BY "{role}"'))
         conn.execute(text(f'DROP ROLE "{role}"'))
+
+
+@pytest.fixture
+def cli(cli_environment: None) -> Cli:
+    """``gateway audit ...`` against the test database: ``cli("verify", "--json")``."""
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(app, ["audit", *args], catch_exceptions=False)
+
+    return invoke

@@ -99,7 +99,7 @@ def test_database_timestamps_read_raw_or_typed_agree() -> None:
 def test_es256_signatures_verify_and_forgeries_do_not() -> None:
     signer = Es256CheckpointSigner.generate()
     token = signer.sign(b'{"position":5}')
-    assert signer.verify(token) == b'{"position":5}'
+    assert signer.verify(token).payload == b'{"position":5}'
     forger = Es256CheckpointSigner.generate()
     for forged in (forger.sign(b'{"position":5}'), token[:-4] + "AAAA", "not.a.jws", ""):
         with pytest.raises(CheckpointSignatureError):
@@ -111,7 +111,7 @@ def test_a_retired_key_still_verifies_what_it_signed() -> None:
     old = Es256CheckpointSigner(old_key)
     token = old.sign(b"x")
     new = Es256CheckpointSigner(ECKey.generate_key("P-256"), trusted=[old_key])
-    assert new.verify(token) == b"x"
+    assert new.verify(token).payload == b"x"
     assert new.key_id != old.key_id
     assert "d" not in new.public_jwk()
 
@@ -128,6 +128,6 @@ def test_the_gateway_signs_with_its_published_audit_key(db: Database, settings: 
         session.commit()
     later = gateway_checkpoint_signer(settings, db.sync_engine)
     assert later.key_id != signer.key_id
-    assert later.verify(token) == b"checkpoint"
+    assert later.verify(token).payload == b"checkpoint"
     with pytest.raises(CheckpointSignatureError):
         later.verify(Es256CheckpointSigner.generate().sign(b"checkpoint"))

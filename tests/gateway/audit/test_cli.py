@@ -3,38 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 
 import pytest
-from audit_factories import NIR, SIREN, as_attacker, insert_entry, make_entry
+from audit_factories import NIR, SIREN, Cli, as_attacker, insert_entry, make_entry
 from sqlalchemy import func, select, text
-from typer.testing import CliRunner, Result
 
 from gateway.audit import AuditSubject, Pseudonymiser
 from gateway.audit.models import AuditPending, AuditPurge
-from gateway.cli import app, context
 from gateway.database import Database
-from gateway.settings import Settings, get_settings
-
-Cli = Callable[..., Result]
-
-
-@pytest.fixture
-def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("GATEWAY_VAR_DIR", str(settings.var_dir))
-    monkeypatch.setenv("GATEWAY_LOG_LEVEL", "warning")
-    get_settings.cache_clear()
-    context.database.cache_clear()
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(app, ["audit", *args], catch_exceptions=False)
-
-    yield invoke
-    context.database().sync_engine.dispose()
-    get_settings.cache_clear()
-    context.database.cache_clear()
+from gateway.settings import Settings
 
 
 async def seed(db: Database, settings: Settings) -> None:
