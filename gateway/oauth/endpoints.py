@@ -34,6 +34,7 @@ from gateway.keys.store import KeyStore
 from gateway.oauth.server import (
     ASSERTION_ALGORITHMS,
     AUTH_METHODS,
+    CLIENT_AUTHENTICATION_FAILED,
     GRANT_TYPE,
     FormRequest,
     GatewayAuthorizationServer,
@@ -341,7 +342,7 @@ def _to_response(request: Request, result: OAuthResult) -> JSONResponse:
 
 _DEFAULT_DESCRIPTIONS = {
     "invalid_request": "The request is missing a parameter or is malformed.",
-    "invalid_client": "Client authentication failed.",
+    "invalid_client": CLIENT_AUTHENTICATION_FAILED,
     "invalid_grant": "The token was not issued to this client.",
     "unauthorized_client": "This client may not use this grant type.",
     "unsupported_grant_type": "Only grant_type=client_credentials is supported.",

@@ -7,8 +7,15 @@
 * Client authentication: ``private_key_jwt`` (RFC 7523: signed by a key of the client's
   registered JWK set, single-valued ``aud`` naming the token endpoint or the issuer,
   ``exp`` at most ``client_assertion_max_lifetime_seconds`` ahead, ``jti`` recorded and never
-  accepted twice) or ``client_secret_basic`` (Argon2id-hashed secret). A client may use only
-  the method it was registered with; a disabled client or an expired credential is refused.
+  accepted twice) or ``client_secret_basic`` (Argon2id-hashed secret, strict RFC 7617 header).
+  A client may use only the method it was registered with; a disabled client or an expired
+  credential is refused, but only once its credential has verified.
+* Every client-authentication failure gets the same ``invalid_client`` answer whatever the
+  cause (unknown client, wrong method, bad secret or assertion, disabled, expired): an
+  outsider must not learn which client_ids exist nor their state (RFC 6749 section 5.2 leaves
+  the description to us). The precise reason goes to the log, in one line. A Basic credential
+  that names no secret client still costs one Argon2id verification, against a decoy hash
+  with the same parameters, so that timing does not tell the cases apart either.
 * Revocation (RFC 7009) and introspection (RFC 7662): a client may act on its own tokens only.
 
 Authlib is synchronous: each call runs in a worker thread with its own sync session, set in a
@@ -19,11 +26,15 @@ their own; the rest commits when the response is a success.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import functools
 import re
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import structlog
 from authlib.oauth2 import AuthorizationServer
@@ -63,6 +74,7 @@ from gateway.oauth.tokens import (
 from gateway.partners.models import ClientAuthMethod, OAuthClient, Scope
 from gateway.partners.repository import ClientRepository
 from gateway.partners.service import (
+    decoy_secret_check,
     habilitations_in_force,
     legal_today,
     verify_client_secret,
@@ -70,7 +82,11 @@ from gateway.partners.service import (
 from gateway.settings import Settings
 
 GRANT_TYPE = "client_credentials"
-AUTH_METHODS = [ClientAuthMethod.PRIVATE_KEY_JWT.value, ClientAuthMethod.CLIENT_SECRET_BASIC.value]
+PRIVATE_KEY_JWT = ClientAuthMethod.PRIVATE_KEY_JWT.value
+CLIENT_SECRET_BASIC = ClientAuthMethod.CLIENT_SECRET_BASIC.value
+AUTH_METHODS = [PRIVATE_KEY_JWT, CLIENT_SECRET_BASIC]
+# The one error_description of every client-authentication failure (see the module docstring).
+CLIENT_AUTHENTICATION_FAILED = "Client authentication failed."
 # What a partner may sign its client assertions with; never "none", never an HMAC.
 ASSERTION_ALGORITHMS = ["ES256", "ES384", "PS256", "RS256", "EdDSA", "Ed25519"]
 # Identifiers a partner sends are looked up or stored: printable ASCII only, bounded.
@@ -92,6 +108,31 @@ _work: ContextVar[_Work] = ContextVar("oauth_server_work")
 
 def _current() -> _Work:
     return _work.get()
+
+
+class ClientRefusedError(InvalidClientError):  # type: ignore[misc]
+    """A client-authentication failure with its precise reason, for the log only.
+
+    ``reason`` is a stable snake_case code, ``description`` a sentence; neither reaches the
+    caller, who gets :data:`CLIENT_AUTHENTICATION_FAILED` whatever the cause.
+    """
+
+    def __init__(self, reason: str, description: str) -> None:
+        super().__init__(status_code=401, description=description)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What a client-authentication attempt claimed, for the log line of its failure."""
+
+    method: str | None = None
+    client_id: str | None = None
+
+    def note_claimed(self, client_id: object) -> None:
+        # Only a well-formed id is logged: anything else is the caller's arbitrary text.
+        well_formed = isinstance(client_id, str) and _PRINTABLE_ID.fullmatch(client_id)
+        self.client_id = client_id if isinstance(client_id, str) and well_formed else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +170,7 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
         self.auth_method = row.auth_method
         self.jwks = row.jwks
         self.credential_expires_at = row.credential_expires_at
+        self.disabled_at = row.disabled_at
         self._row = row
 
     def get_client_id(self) -> str:
@@ -214,15 +256,31 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
     def get_audiences(self) -> list[str]:
         return [self._server.token_endpoint, self._server.settings.issuer]
 
-    def resolve_client_public_key(self, client: RegisteredClient) -> KeySet:
-        return KeySet.import_key_set(client.jwks)  # type: ignore[arg-type]
+    def resolve_client_public_key(
+        self, client: RegisteredClient, headers: Mapping[str, Any] | None = None
+    ) -> KeySet:
+        # Authlib calls this with (client), and again with (client, headers) if that raises
+        # TypeError: both forms are accepted, and a client registered for another method
+        # (no jwks) is refused here, before any key or signature is looked at.
+        if client.auth_method != self.CLIENT_AUTH_METHOD or client.jwks is None:
+            raise ClientRefusedError(
+                "auth_method_not_registered",
+                f"The client is registered for {client.auth_method}, not private_key_jwt.",
+            )
+        try:
+            return KeySet.import_key_set(client.jwks)  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError) as exc:
+            raise ClientRefusedError(
+                "registered_keys_unreadable", "The client's registered JWK set cannot be read."
+            ) from exc
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
         try:
             token = jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGORITHMS)
         except (JoseError, ValueError) as exc:
-            raise _invalid_client(
-                "The client assertion does not verify with the client's registered keys."
+            raise ClientRefusedError(
+                "assertion_signature_invalid",
+                "The client assertion does not verify with the client's registered keys.",
             ) from exc
         self.verify_claims(token.claims)
         return token.claims
@@ -232,24 +290,31 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
         if isinstance(audience, list) and len(audience) == 1:
             audience = audience[0]
         if audience not in self.get_audiences():
-            raise _invalid_client(
-                f"The assertion aud must be the token endpoint {self._server.token_endpoint}."
+            raise ClientRefusedError(
+                "assertion_audience_invalid",
+                f"The assertion aud must be the token endpoint {self._server.token_endpoint}.",
             )
         expires = claims.get("exp")
         horizon = _current().now.timestamp() + self._server.assertion_horizon_seconds
         if isinstance(expires, int | float) and expires > horizon:
-            raise _invalid_client(
+            raise ClientRefusedError(
+                "assertion_lifetime_too_long",
                 "The assertion lives too long: exp must be at most "
-                f"{self._server.settings.client_assertion_max_lifetime_seconds} seconds ahead."
+                f"{self._server.settings.client_assertion_max_lifetime_seconds} seconds ahead.",
             )
         jti = claims.get("jti")
         if not isinstance(jti, str) or not _PRINTABLE_JTI.fullmatch(jti):
-            raise _invalid_client("The assertion needs a jti of 1 to 255 printable characters.")
+            raise ClientRefusedError(
+                "assertion_jti_invalid",
+                "The assertion needs a jti of 1 to 255 printable characters.",
+            )
         super().verify_claims(claims)
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         expires = dt.datetime.fromtimestamp(float(claims["exp"]), dt.UTC)
-        return self._server.record_assertion(str(claims["sub"]), jti, expires)
+        if not self._server.record_assertion(str(claims["sub"]), jti, expires):
+            raise ClientRefusedError("assertion_replayed", "The assertion's jti was used before.")
+        return True
 
 
 class Revocation(RevocationEndpoint):  # type: ignore[misc]
@@ -325,9 +390,9 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 signing_key=self._signing_key,
             ),
         )
-        self.register_client_auth_method(
-            ClientAuthMethod.PRIVATE_KEY_JWT.value, PrivateKeyJwt(self)
-        )
+        # Not registered with Authlib's client authentication: authenticate_client below runs
+        # it, so that every failure is answered alike (see the module docstring).
+        self._private_key_jwt = PrivateKeyJwt(self)
         self.register_grant(ClientCredentials)
         self.register_endpoint(Revocation(self))
         self.register_endpoint(Introspection(self))
@@ -356,19 +421,92 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     # -- Authlib callbacks -----------------------------------------------------------------
 
     def query_client(self, client_id: object) -> RegisteredClient | None:
+        """The registered client, whatever its state: disabled or expired is for later."""
         if not isinstance(client_id, str) or not _PRINTABLE_ID.fullmatch(client_id):
             return None
-        work = _current()
-        row = ClientRepository(work.session).by_client_id(client_id)
-        if row is None:
-            return None
-        if row.disabled_at is not None:
-            raise _invalid_client("The client is disabled.")
-        if row.credential_expires_at <= work.now:
-            raise _invalid_client(
-                "The client credential has expired: ask the gateway operators for a new one."
+        row = ClientRepository(_current().session).by_client_id(client_id)
+        return None if row is None else RegisteredClient(row)
+
+    def authenticate_client(
+        self, request: FormRequest, methods: list[str], endpoint: str = "token"
+    ) -> RegisteredClient:
+        """The client whose credential verified and who is in force; else ``invalid_client``.
+
+        Replaces Authlib's loop over registered methods, whose errors each say something
+        different (and whose Basic decoding can raise UnicodeDecodeError): every failure here
+        is logged with its reason and answered with the same description.
+        """
+        attempt = _Attempt()
+        try:
+            client = self._verified_client(request, methods, attempt)
+            # Only now: telling "disabled" or "expired" before the credential verified would
+            # answer an outsider's question about someone else's client.
+            now = _current().now
+            if client.disabled_at is not None:
+                raise ClientRefusedError("client_disabled", "The client is disabled.")
+            if client.credential_expires_at <= now:
+                raise ClientRefusedError("credential_expired", "The client credential expired.")
+        except InvalidClientError as exc:
+            # Authlib's own refusals (assertion claims, iss/sub) carry no reason code.
+            reason = exc.reason if isinstance(exc, ClientRefusedError) else "assertion_invalid"
+            log.info(
+                "client_authentication_failed",
+                endpoint=endpoint,
+                auth_method=attempt.method,
+                client_id=attempt.client_id,
+                reason=reason,
+                detail=exc.description,
             )
-        return RegisteredClient(row)
+            raise InvalidClientError(
+                status_code=401, description=CLIENT_AUTHENTICATION_FAILED
+            ) from None
+        request.auth_method = attempt.method
+        return client
+
+    def _verified_client(
+        self, request: FormRequest, methods: list[str], attempt: _Attempt
+    ) -> RegisteredClient:
+        # Authlib's order is kept: an assertion, if the form carries one, wins over a Basic
+        # header (some HTTP libraries add one from a .netrc without being asked).
+        if PRIVATE_KEY_JWT in methods:
+            attempt.method = PRIVATE_KEY_JWT
+            lookup = functools.partial(self._claimed_client, attempt)
+            client: RegisteredClient | None = self._private_key_jwt(lookup, request)
+            if client is not None:
+                return client
+        authorization = request.headers.get("Authorization") or ""
+        if CLIENT_SECRET_BASIC in methods and _is_basic(authorization):
+            attempt.method = CLIENT_SECRET_BASIC
+            client_id, secret = _basic_credentials(authorization)
+            return self._secret_verified_client(client_id, secret, attempt)
+        attempt.method = None
+        raise ClientRefusedError("no_credentials", "The request carries no client credentials.")
+
+    def _claimed_client(self, attempt: _Attempt, client_id: object) -> RegisteredClient:
+        attempt.note_claimed(client_id)
+        client = self.query_client(client_id)
+        if client is None:
+            raise ClientRefusedError("client_unknown", "No client has this client_id.")
+        return client
+
+    def _secret_verified_client(
+        self, client_id: str, secret: str, attempt: _Attempt
+    ) -> RegisteredClient:
+        attempt.note_claimed(client_id)
+        client = self.query_client(client_id)
+        if client is None or client.auth_method != CLIENT_SECRET_BASIC:
+            # The Argon2id work a real check does, so that an unknown client or one registered
+            # for private_key_jwt answers no sooner than a wrong secret.
+            decoy_secret_check(secret)
+            if client is None:
+                raise ClientRefusedError("client_unknown", "No client has this client_id.")
+            raise ClientRefusedError(
+                "auth_method_not_registered",
+                f"The client is registered for {client.auth_method}, not client_secret_basic.",
+            )
+        if not client.check_client_secret(secret):
+            raise ClientRefusedError("secret_mismatch", "The client secret does not match.")
+        return client
 
     def create_oauth2_request(self, request: FormRequest) -> FormRequest:
         return request
@@ -461,8 +599,36 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         log.info("token_revoked", client_id=token.claims.client_id)
 
 
-def _invalid_client(description: str) -> InvalidClientError:
-    return InvalidClientError(status_code=401, description=description)
+def _is_basic(authorization: str) -> bool:
+    # The scheme is case-insensitive (RFC 9110 section 11.1).
+    parts = authorization.split(None, 1)
+    return bool(parts) and parts[0].lower() == "basic"
+
+
+def _basic_credentials(authorization: str) -> tuple[str, str]:
+    """client_id and secret of a ``Basic`` Authorization header (RFC 7617), or a refusal.
+
+    Strict where Authlib is lenient: its decoder skips characters outside base64 and lets
+    bytes that are not UTF-8 raise UnicodeDecodeError, which was a 500.
+    """
+    parts = authorization.split(None, 1)
+    encoded = parts[1].strip() if len(parts) == 2 else ""
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+        client_id, colon, secret = decoded.partition(":")
+        # RFC 6749 section 2.3.1: both are form-urlencoded before being joined (Authlib's
+        # decoding, kept for partners that rely on it, but refusing invalid UTF-8 here too).
+        client_id = unquote(client_id, errors="strict")
+        secret = unquote(secret, errors="strict")
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise ClientRefusedError(
+            "basic_credentials_malformed", "The Basic credentials are not base64 of UTF-8 text."
+        ) from exc
+    if not colon or not client_id or not secret:
+        raise ClientRefusedError(
+            "basic_credentials_malformed", "The Basic credentials need client_id:secret."
+        )
+    return client_id, secret
 
 
 def _engine_of(session: Session) -> Engine:

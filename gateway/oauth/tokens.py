@@ -146,7 +146,9 @@ class AccessTokenVerifier:
                 "token.malformed", "The access token is not a compact JWS."
             ) from exc
         alg = header.get("alg")
-        if alg not in SIGNING_ALGORITHMS:
+        # Header values are the sender's JSON: a list or object is unhashable, and testing it
+        # for membership would raise TypeError (a 500) instead of refusing the token.
+        if not isinstance(alg, str) or alg not in SIGNING_ALGORITHMS:
             raise TokenRejectedError(
                 "token.algorithm_not_allowed",
                 f"The access token must be signed with {', '.join(sorted(SIGNING_ALGORITHMS))}.",
@@ -163,8 +165,9 @@ class AccessTokenVerifier:
                 "token.unknown_key", "The access token is not signed by a key of this gateway."
             )
         try:
-            valid = jws.validate_compact(signed, key, algorithms=[str(alg)])
-        except (JoseError, ValueError) as exc:
+            valid = jws.validate_compact(signed, key, algorithms=[alg])
+        except (JoseError, ValueError, TypeError) as exc:
+            # TypeError: joserfc iterates a "crit" header it has not type-checked (crit: 1).
             raise TokenRejectedError(
                 "token.signature_invalid", "The access token signature does not verify."
             ) from exc

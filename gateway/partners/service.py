@@ -12,6 +12,7 @@ Both expire (``credential_expires_at``); the token endpoint warns a partner in a
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import secrets
@@ -176,6 +177,19 @@ def verify_client_secret(client: OAuthClient, presented: str) -> bool:
         return _hasher.verify(client.secret_hash, presented)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@functools.cache
+def _decoy_client() -> OAuthClient:
+    # Never added to a session: only its hash is read, by the check a real client's goes
+    # through, so the decoy carries the same Argon2id parameters.
+    return OAuthClient(secret_hash=_hasher.hash(secrets.token_urlsafe(32)))
+
+
+def decoy_secret_check(presented: str) -> None:
+    """Spend one Argon2id verification, as checking a real client's secret does: refusing an
+    unknown client at once would tell an outsider which client_ids exist."""
+    verify_client_secret(_decoy_client(), presented)
 
 
 def parse_public_jwks(raw: Mapping[str, Any] | str | bytes) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from oauth_support import JwtClient, Registry, protected_router
+from oauth_support import JwtClient, RefusalLog, Registry, protected_router
 
 from gateway.database import Database
 from gateway.settings import Settings
@@ -39,3 +39,17 @@ def caf(registry: Registry) -> JwtClient:
     client = registry.jwt_client("CAF")
     registry.grant("turnover:read", "CAF")
     return client
+
+
+@pytest.fixture
+async def raw_http(app: FastAPI, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """Like ``http`` but shows the status a real server would send (a 500) instead of
+    re-raising the app's exception: a test proves "never a 500" with it."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=settings.issuer) as client:
+        yield client
+
+
+@pytest.fixture
+def auth_log(monkeypatch: pytest.MonkeyPatch) -> RefusalLog:
+    return RefusalLog(monkeypatch)

@@ -13,18 +13,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
 from fastapi import APIRouter, Depends
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from sqlalchemy import update
+from structlog.testing import CapturingLogger
 
-from gateway.database import Database
+from gateway.database import Database, utcnow
 from gateway.identifiers import siren_with_checksum, siret_with_checksum
 from gateway.keys.models import KeyUse
 from gateway.keys.store import KeyStore
+from gateway.oauth import server as oauth_server
 from gateway.oauth.resource import require_scope
 from gateway.oauth.tokens import TokenClaims, token_audience
 from gateway.partners import service
+from gateway.partners.models import OAuthClient
 from gateway.settings import Settings
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -216,6 +221,15 @@ class Registry:
         with self.db.sync_session() as session, session.begin():
             service.disable_client(session, client_id)
 
+    def expire(self, client_id: str) -> None:
+        """End a client's credential a second ago (the registry refuses to create it so)."""
+        with self.db.sync_session() as session, session.begin():
+            session.execute(
+                update(OAuthClient)
+                .where(OAuthClient.client_id == client_id)
+                .values(credential_expires_at=utcnow() - dt.timedelta(seconds=1))
+            )
+
     def revoke_habilitation(self, habilitation_id: int) -> None:
         with self.db.sync_session() as session, session.begin():
             service.revoke_habilitation(session, habilitation_id)
@@ -264,3 +278,34 @@ def forge_token(
         algorithms=[protected.get("alg", "ES256")],
         default_type=None,
     )
+
+
+class RefusalLog:
+    """The lines the authorisation server logs, caught by replacing its logger.
+
+    structlog caches a module's logger on first use, so ``capture_logs`` would miss them.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._logger = CapturingLogger()
+        monkeypatch.setattr(oauth_server, "log", self._logger)
+
+    @property
+    def refusals(self) -> list[dict[str, Any]]:
+        """The keys of each ``client_authentication_failed`` line, oldest first."""
+        return [
+            dict(call.kwargs)
+            for call in self._logger.calls
+            if call.args == ("client_authentication_failed",)
+        ]
+
+    def reasons(self) -> list[str]:
+        return [str(line["reason"]) for line in self.refusals]
+
+    def clear(self) -> None:
+        self._logger.calls.clear()
+
+    @property
+    def everything(self) -> str:
+        """Everything logged, as one string to search for what must never be there."""
+        return repr(self._logger.calls)

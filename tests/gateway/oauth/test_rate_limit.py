@@ -20,6 +20,12 @@ from gateway.oauth.tokens import TokenClaims
 from gateway.settings import Settings
 
 
+def mid_window() -> float:
+    """A clock halfway through one window: ranks restart at a window's turn, and a test
+    counting them must not straddle one, however slowly the machine runs it."""
+    return 1_800_000_030.0
+
+
 @pytest.fixture
 def limited(registry: Registry) -> JwtClient:
     registry.partner("AGEFICE", "training-fund")
@@ -111,7 +117,7 @@ async def test_concurrent_hits_are_counted_exactly_and_written_together(
     async_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = async_db
-    limiter = RateLimiter(db.async_engine)
+    limiter = RateLimiter(db.async_engine, clock=mid_window)
     writes = count_writes(limiter, monkeypatch)
     try:
         decisions = await asyncio.gather(
@@ -135,7 +141,7 @@ async def test_two_processes_hitting_at_the_same_time_never_share_a_rank(
 ) -> None:
     # Two engines, two pools, two limiters: what two gateway processes would hold.
     databases = [Database(settings.database_url), Database(settings.database_url)]
-    limiters = [RateLimiter(database.async_engine) for database in databases]
+    limiters = [RateLimiter(database.async_engine, clock=mid_window) for database in databases]
     try:
         decisions = await asyncio.gather(
             *(limiters[i % 2].hit("client-c status:read", 1000) for i in range(40))
@@ -155,7 +161,7 @@ async def test_two_processes_hitting_at_the_same_time_never_share_a_rank(
 async def test_one_process_hands_out_ranks_in_arrival_order_from_leases(
     async_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    limiter = RateLimiter(async_db.async_engine)
+    limiter = RateLimiter(async_db.async_engine, clock=mid_window)
     writes = count_writes(limiter, monkeypatch)
     try:
         decisions = [await limiter.hit("client-d status:read", 100_000) for _ in range(500)]
@@ -174,7 +180,7 @@ async def test_one_process_hands_out_ranks_in_arrival_order_from_leases(
 
 async def test_two_processes_together_admit_exactly_the_limit(settings: Settings) -> None:
     databases = [Database(settings.database_url), Database(settings.database_url)]
-    limiters = [RateLimiter(database.async_engine) for database in databases]
+    limiters = [RateLimiter(database.async_engine, clock=mid_window) for database in databases]
     decisions = []
     try:
         for start in range(0, 400, 20):
@@ -194,7 +200,7 @@ async def test_two_processes_together_admit_exactly_the_limit(settings: Settings
 async def test_requests_arriving_during_a_write_take_the_lease_it_brings(
     async_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    limiter = RateLimiter(async_db.async_engine)
+    limiter = RateLimiter(async_db.async_engine, clock=mid_window)
     write = limiter._write
     writing = asyncio.Event()
     release = asyncio.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import json
 import time
 from typing import Any
@@ -21,7 +22,7 @@ from oauth_support import (
     forge_token,
     protected_router,
 )
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from gateway.app import create_app
 from gateway.database import Database, utcnow
@@ -144,6 +145,41 @@ async def test_hs256_signed_with_the_public_key_is_refused(
     for secret in (json.dumps(public).encode(), ECKey.import_key(public).as_pem()):
         token = compact(header, _segment(valid, 1), hmac_secret=secret)
         _assert_invalid_token(await _call(http, token), "token.algorithm_not_allowed")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "code"),
+    [
+        # Any refused alg gets the same code, whatever its JSON type.
+        pytest.param("alg", ["ES256"], "token.algorithm_not_allowed", id="alg-list"),
+        pytest.param("alg", {"ES256": 1}, "token.algorithm_not_allowed", id="alg-object"),
+        pytest.param("alg", 256, "token.algorithm_not_allowed", id="alg-number"),
+        pytest.param("alg", None, "token.algorithm_not_allowed", id="alg-null"),
+        pytest.param("typ", ["at+jwt"], "token.type_not_allowed", id="typ-list"),
+        pytest.param("typ", {"at+jwt": 1}, "token.type_not_allowed", id="typ-object"),
+        pytest.param("kid", ["k"], "token.unknown_key", id="kid-list"),
+        pytest.param("kid", {"k": 1}, "token.unknown_key", id="kid-object"),
+        # With the real kid, joserfc reaches "crit" and iterates it unchecked.
+        pytest.param("crit", 1, "token.signature_invalid", id="crit-number"),
+        pytest.param("crit", [1], "token.signature_invalid", id="crit-list-of-number"),
+        pytest.param("crit", [["alg"]], "token.signature_invalid", id="crit-list-of-list"),
+    ],
+)
+async def test_a_header_value_of_the_wrong_json_type_is_invalid_token_never_a_500(
+    raw_http: httpx.AsyncClient,
+    db: Database,
+    settings: Settings,
+    caf: JwtClient,
+    name: str,
+    value: object,
+    code: str,
+) -> None:
+    """An unhashable alg once raised TypeError out of the verifier: a 500 for anyone, with
+    no credentials, on every protected route."""
+    valid = forge_token(db, settings, client=caf)
+    header = {**_segment(valid, 0), name: value}
+    token = compact(header, _segment(valid, 1), hmac_secret=b"not-the-key")
+    _assert_invalid_token(await _call(raw_http, token), code)
 
 
 async def test_garbage_is_a_malformed_token(http: httpx.AsyncClient) -> None:
@@ -299,3 +335,37 @@ async def test_a_key_created_by_another_process_is_found(
 def _segment(token: str, index: int) -> dict[str, Any]:
     part = token.split(".")[index]
     return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
+
+
+async def test_a_token_key_planted_in_the_table_mints_no_token_and_is_not_published(
+    http: httpx.AsyncClient, db: Database, settings: Settings, caf: JwtClient, app: FastAPI
+) -> None:
+    """Write access to the database must not become access to the API: a key row the master
+    key did not make is neither trusted for tokens nor offered to partners."""
+    assert (await _call(http, forge_token(db, settings, client=caf))).status_code == 200
+    planted = ECKey.generate_key("P-256", private=True, auto_kid=False)
+    kid = planted.thumbprint()
+    now = utcnow()
+    with db.sync_engine.begin() as conn:
+        # Retired, as if rotated out while tokens it signed still live: the one current key
+        # per use is guarded by a unique index, a retired one is still published.
+        conn.execute(
+            text(
+                "INSERT INTO signing_key (kid, use, alg, public_jwk, private_key_encrypted, "
+                "created_at, retired_at, last_signed_expiry_at) "
+                "VALUES (:kid, 'token', 'ES256', :jwk, 'not-a-fernet-token', :t, :t, :later)"
+            ),
+            {
+                "kid": kid,
+                "jwk": json.dumps(dict(planted.as_dict(private=False))),
+                "t": now,
+                "later": now + dt.timedelta(hours=1),
+            },
+        )
+    guard_of(app)._keys_loaded_at = float("-inf")  # as if the reload interval had passed
+    token = forge_token(db, settings, client=caf, key=planted, header={"kid": kid})
+    _assert_invalid_token(await _call(http, token), "token.unknown_key")
+    jwks = (await http.get("/.well-known/jwks.json")).json()
+    assert kid not in {key["kid"] for key in jwks["keys"]}
+    # The deployment's own key still signs and verifies.
+    assert (await _call(http, forge_token(db, settings, client=caf))).status_code == 200

@@ -20,6 +20,7 @@ from jwcrypto import jwt as jwcrypto_jwt
 from oauth_support import (
     ASSERTION_TYPE,
     JwtClient,
+    RefusalLog,
     Registry,
     ShortLivedPrivateKeyJWT,
     bearer,
@@ -31,7 +32,7 @@ from sqlalchemy import select
 from gateway.app import create_app
 from gateway.database import Database, utcnow
 from gateway.oauth.endpoints import CREDENTIAL_EXPIRES_HEADER
-from gateway.oauth.server import GatewayAuthorizationServer
+from gateway.oauth.server import CLIENT_AUTHENTICATION_FAILED, GatewayAuthorizationServer
 from gateway.partners.models import OAuthClient
 from gateway.settings import Settings
 
@@ -266,7 +267,7 @@ async def test_a_revoked_habilitation_grants_nothing(
 
 
 async def test_a_replayed_client_assertion_is_refused(
-    http: httpx.AsyncClient, caf: JwtClient
+    http: httpx.AsyncClient, caf: JwtClient, auth_log: RefusalLog
 ) -> None:
     form = caf.form(grant_type="client_credentials", scope="turnover:read")
     first = await _token_request(http, form)
@@ -274,7 +275,9 @@ async def test_a_replayed_client_assertion_is_refused(
     assert first.status_code == 200
     assert replay.status_code == 401
     assert replay.json()["error"] == "invalid_client"
-    assert "used" in replay.json()["error_description"]
+    # The caller gets the one answer of every authentication failure; the log says why.
+    assert replay.json()["error_description"] == CLIENT_AUTHENTICATION_FAILED
+    assert auth_log.reasons() == ["assertion_replayed"]
 
 
 async def test_a_jti_is_spent_even_when_the_request_fails(
@@ -296,18 +299,40 @@ def _assertion_form(assertion: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("spoil", "reason"),
+    ("spoil", "reason", "detail"),
     [
-        pytest.param({"aud": "https://elsewhere.example/oauth/token"}, "aud", id="wrong-aud"),
-        pytest.param({"aud": ["http://127.0.0.1:8000/oauth/token", "x"]}, "aud", id="aud-list"),
-        pytest.param({"lifetime": 3600}, "too long", id="long-exp"),
-        pytest.param({"lifetime": -120}, "expired", id="expired"),
-        pytest.param({"key": "other"}, "does not verify", id="other-key"),
-        pytest.param({"claims": {"iss": "someone-else"}}, "Issuer and Subject", id="iss-not-sub"),
+        pytest.param(
+            {"aud": "https://elsewhere.example/oauth/token"},
+            "assertion_audience_invalid",
+            "aud",
+            id="wrong-aud",
+        ),
+        pytest.param(
+            {"aud": ["http://127.0.0.1:8000/oauth/token", "x"]},
+            "assertion_audience_invalid",
+            "aud",
+            id="aud-list",
+        ),
+        pytest.param({"lifetime": 3600}, "assertion_lifetime_too_long", "too long", id="long-exp"),
+        pytest.param({"lifetime": -120}, "assertion_invalid", "expired", id="expired"),
+        pytest.param(
+            {"key": "other"}, "assertion_signature_invalid", "does not verify", id="other-key"
+        ),
+        pytest.param(
+            {"claims": {"iss": "someone-else"}},
+            "assertion_invalid",
+            "Issuer and Subject",
+            id="iss-not-sub",
+        ),
     ],
 )
 async def test_a_bad_client_assertion_is_invalid_client(
-    http: httpx.AsyncClient, caf: JwtClient, spoil: dict[str, object], reason: str
+    http: httpx.AsyncClient,
+    caf: JwtClient,
+    auth_log: RefusalLog,
+    spoil: dict[str, object],
+    reason: str,
+    detail: str,
 ) -> None:
     if spoil.get("key") == "other":
         spoil = {"key": ECKey.generate_key("P-256", private=True)}
@@ -315,7 +340,11 @@ async def test_a_bad_client_assertion_is_invalid_client(
     response = await _token_request(http, _assertion_form(assertion))
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
-    assert reason in response.json()["error_description"]
+    # The precise reason is for the operators' log, not for whoever sent the assertion.
+    assert response.json()["error_description"] == CLIENT_AUTHENTICATION_FAILED
+    [line] = auth_log.refusals
+    assert line["reason"] == reason
+    assert detail in line["detail"]
 
 
 async def test_an_unsigned_or_hmac_client_assertion_is_refused(
@@ -332,31 +361,30 @@ async def test_an_unsigned_or_hmac_client_assertion_is_refused(
 
 
 async def test_a_disabled_client_gets_no_token(
-    http: httpx.AsyncClient, caf: JwtClient, registry: Registry
+    http: httpx.AsyncClient, caf: JwtClient, registry: Registry, auth_log: RefusalLog
 ) -> None:
     registry.disable(caf.client_id)
     response = await _token_request(
         http, caf.form(grant_type="client_credentials", scope="turnover:read")
     )
     assert response.status_code == 401
-    assert response.json()["error_description"] == "The client is disabled."
+    assert response.json()["error_description"] == CLIENT_AUTHENTICATION_FAILED
+    assert auth_log.reasons() == ["client_disabled"]
 
 
 async def test_an_expired_credential_gets_no_token(
-    http: httpx.AsyncClient, registry: Registry, db: Database
+    http: httpx.AsyncClient, registry: Registry, auth_log: RefusalLog
 ) -> None:
     registry.partner("CAF", "caf")
     client = registry.jwt_client("CAF")
     registry.grant("turnover:read", "CAF")
-    with db.sync_session() as session, session.begin():
-        row = session.scalar(select(OAuthClient).where(OAuthClient.client_id == client.client_id))
-        assert row is not None
-        row.credential_expires_at = utcnow() - dt.timedelta(seconds=1)
+    registry.expire(client.client_id)
     response = await _token_request(
         http, client.form(grant_type="client_credentials", scope="turnover:read")
     )
     assert response.status_code == 401
-    assert "expired" in response.json()["error_description"]
+    assert response.json()["error_description"] == CLIENT_AUTHENTICATION_FAILED
+    assert auth_log.reasons() == ["credential_expired"]
 
 
 async def test_a_credential_expiring_within_30_days_is_announced_in_a_header(
