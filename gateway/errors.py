@@ -20,6 +20,8 @@ from gateway.identifiers import InvalidIdentifierError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:dlnuf:problem:"
+# The code of a failure nothing else handled: a defect of ours, never the client's input.
+INTERNAL_ERROR = "internal_error"
 
 log = structlog.get_logger(__name__)
 
@@ -201,13 +203,40 @@ _HTTP_CODES = {
 }
 
 
+def _http_code(exc: StarletteHTTPException) -> tuple[str, str]:
+    return _HTTP_CODES.get(exc.status_code, (f"http.{exc.status_code}", "Error"))
+
+
+def http_error_code(exc: StarletteHTTPException) -> str:
+    """The stable code of the answer :func:`http_error_response` gives."""
+    if isinstance(exc, RequestTooLargeError):
+        return exc.error.code
+    return _http_code(exc)[0]
+
+
+def http_error_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """The problem+json answer to a refusal of the framework's (a route not found, a body it
+    could not parse)."""
+    if isinstance(exc, RequestTooLargeError):
+        return error_response(request, exc.error)
+    code, title = _http_code(exc)
+    return problem_response(
+        request,
+        status=exc.status_code,
+        code=code,
+        title=title,
+        detail=title + ".",
+        headers=dict(exc.headers or {}),
+    )
+
+
 def unexpected_error_response(request: Request, exc: Exception) -> JSONResponse:
     """500, logged with its traceback: the answer to a failure nothing else handled."""
     log.error("unexpected_error", error_type=type(exc).__name__, exc_info=exc)
     return problem_response(
         request,
         status=500,
-        code="internal_error",
+        code=INTERNAL_ERROR,
         title="Internal error",
         detail="An unexpected error occurred; quote the request id to the operators.",
     )
@@ -224,17 +253,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if isinstance(exc, RequestTooLargeError):
-            return error_response(request, exc.error)
-        code, title = _HTTP_CODES.get(exc.status_code, (f"http.{exc.status_code}", "Error"))
-        return problem_response(
-            request,
-            status=exc.status_code,
-            code=code,
-            title=title,
-            detail=title + ".",
-            headers=dict(exc.headers or {}),
-        )
+        return http_error_response(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -82,12 +82,16 @@ _NIR_MONTHS = frozenset(
 # as 18, so bodies from either department get distinct keys.
 _CORSICA_DIGITS = {"2A": "19", "2B": "18"}
 
-# Anything laid out like a NIR inside free text, valid key or not: groups 1-2-2-2-3-3-2 with at
-# most one space, dot or hyphen between groups, department two digits or 2A/2B in either case.
-# The lookarounds stop it matching a slice of a longer digit run; a SIREN (9 digits) or a SIRET
-# (14) is too short to match. Separators are limited to group boundaries so that numbers
-# grouped differently (phone numbers in pairs, SIRETs in threes) do not match.
-_SEP = r"[ .\-]?"
+# Anything laid out like a NIR inside free text, valid key or not: groups 1-2-2-2-3-3-2 with
+# any run of the separators ``parse_nir`` drops between groups (whitespace of any kind, such as
+# the non-breaking spaces French software groups digits with, dots, hyphens), department two
+# digits or 2A/2B in either case. A separator counts in its JSON-escaped form too (``\t``,
+# ``\u00a0``; lower case, as JSON writes them), so that a rendered log line is searched as
+# thoroughly as the values it holds. The lookarounds stop it matching a slice of a longer digit
+# run; a SIREN (9 digits) or a SIRET (14) is too short to match. Separators are limited to group
+# boundaries so that numbers grouped differently (phone numbers in pairs, SIRETs in threes) do
+# not match.
+_SEP = r"(?:[\s.\-]|(?-i:\\[bfnrt]|\\u[0-9a-fA-F]{4}))*"
 NIR_SHAPE: re.Pattern[str] = re.compile(
     r"(?<![0-9])"
     + _SEP.join(
@@ -113,7 +117,7 @@ NIR_MASK = "[NIR]"
 # pattern's lookarounds decide the same inside the run as in the whole text. Finding the runs
 # first is a plain character-class scan, several times cheaper than trying NIR_SHAPE at every
 # digit of a text full of timestamps and ids, such as a log line.
-_NIR_CHARACTERS_RUN = re.compile(rf"[0-9ABab .\-]{{{NIR_SHAPE_MIN_LENGTH},}}")
+_NIR_CHARACTERS_RUN = re.compile(rf"[0-9A-Fa-f\s.\-\\nrtu]{{{NIR_SHAPE_MIN_LENGTH},}}")
 
 
 def _redact_run(run: re.Match[str]) -> str:

@@ -86,9 +86,9 @@ def add_timestamp(
 def redact_line(_logger: Any, _method: str, line: str) -> str:
     """Mask anything shaped like a NIR in a rendered line: field values, keys, tracebacks.
 
-    The rendering keeps a NIR's characters as they were (digits, A or B, and the spaces, dots
-    or hyphens it may be written with are never escaped in JSON), so one pass over the line
-    finds every NIR any field held, however deeply nested, for less than one pass per field.
+    The rendering keeps a NIR's digits, A or B as they were, and ``NIR_SHAPE`` knows the
+    separators both as written and as JSON escapes them, so one pass over the line finds every
+    NIR any field held, however deeply nested, for less than one pass per field.
     """
     return redact_nirs(line)
 

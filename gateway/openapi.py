@@ -193,9 +193,11 @@ IDEMPOTENCY_KEY_PARAMETER: Document = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "Optional: 1 to 255 visible ASCII characters. A retry with the same key "
-    "and body gets the first answer again (`Idempotent-Replayed: true`), kept one day; the "
-    "same key with another body is refused (422 `idempotency.key_reused`).",
+    "description": "Optional: 1 to 255 visible ASCII characters. A retry of the same request "
+    "(path, query, `Purpose`, `Recipient`, `Case-Reference` and body) with the same key gets "
+    "the first answer again (`Idempotent-Replayed: true`), kept one day, once the token, "
+    "habilitation and consent checks pass again; the same key with any of these changed, or "
+    "after the habilitation changed, is refused (422 `idempotency.key_reused`).",
     "schema": {"type": "string", "pattern": "^[!-~]{1,255}$", "examples": ["b7d1f0c2-batch-17"]},
 }
 # The headers every connector operation reads (gateway.pipeline.guard reads them off the request

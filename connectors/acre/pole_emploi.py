@@ -37,7 +37,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import structlog
@@ -74,6 +74,11 @@ OAUTH_ENDPOINT = "/oauth/token"
 STATUS_PATH = "/api/v1/job-seekers/status"
 # A status answer is a few hundred bytes; anything far larger is not an answer to trust.
 MAX_ANSWER_BYTES = 64 * 1024
+# Only these statuses' bodies are read: for any other, the status alone decides.
+_STATUSES_WITH_BODY = frozenset({200, 404})
+# A token is reused for at most a day whatever lifetime Pôle emploi announces: an absurd one
+# must neither keep a token for ever nor overflow the arithmetic on it.
+_MAX_TOKEN_REUSE_SECONDS = 86_400
 _JSON_TYPES = frozenset({"application/json", "application/problem+json"})
 
 
@@ -362,7 +367,7 @@ class PoleEmploiClient:
 
     async def _ask(self, nir: str, situation_date: dt.date) -> httpx.Response:
         token = await self._access_token()
-        return await self._http.post(
+        return await self._post(
             STATUS_PATH,
             json={"nir": nir, "situation_date": situation_date.isoformat()},
             headers={
@@ -370,6 +375,27 @@ class PoleEmploiClient:
                 # The digest must cover the bytes Pôle emploi sent, not a decompressed copy.
                 "Accept-Encoding": "identity",
             },
+        )
+
+    async def _post(
+        self, url: str, *, auth: httpx.Auth | None = None, **options: Any
+    ) -> httpx.Response:
+        """POST, then read at most ``MAX_ANSWER_BYTES`` of the answer: a broken or hostile
+        upstream cannot make the gateway hold an answer of any size in memory."""
+        request = self._http.build_request("POST", url, **options)
+        response = await self._http.send(request, auth=auth, stream=True)
+        body = bytearray()
+        try:
+            if response.status_code in _STATUSES_WITH_BODY:
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise _bad_answer("too_large")
+        finally:
+            await response.aclose()
+        headers = {"content-type": response.headers.get("content-type", "")}
+        return httpx.Response(
+            response.status_code, headers=headers, content=bytes(body), request=request
         )
 
     async def _access_token(self) -> str:
@@ -380,7 +406,7 @@ class PoleEmploiClient:
             if self._token is not None and self._clock() < self._token_expires_at:
                 return self._token
             requested_at = self._clock()
-            response = await self._http.post(
+            response = await self._post(
                 OAUTH_ENDPOINT,
                 data={"grant_type": "client_credentials"},
                 auth=httpx.BasicAuth(self._client_id, self._client_secret.get_secret_value()),
@@ -395,10 +421,11 @@ class PoleEmploiClient:
                 answer = _TokenAnswer.model_validate_json(response.content)
             except ValidationError:
                 raise _bad_answer("token_answer_invalid") from None
+            lifetime = min(answer.expires_in, _MAX_TOKEN_REUSE_SECONDS)
             # Renew a little before the end so a token never expires in flight.
-            margin = min(30.0, answer.expires_in / 2)
+            margin = min(30.0, lifetime / 2)
             self._token = answer.access_token
-            self._token_expires_at = requested_at + answer.expires_in - margin
+            self._token_expires_at = requested_at + lifetime - margin
             return self._token
 
     def _evidence(self, response: httpx.Response) -> JobSeekerEvidence:
@@ -412,8 +439,6 @@ class PoleEmploiClient:
         if status not in (200, 404):
             raise _bad_answer(f"http_{status}", upstream_failed=False)
         body = response.content
-        if len(body) > MAX_ANSWER_BYTES:
-            raise _bad_answer("too_large")
         if _media_type(response) not in _JSON_TYPES:
             raise _bad_answer("not_json")
         fetched_at = self._now()

@@ -63,18 +63,21 @@ def make_endpoint(
     async def endpoint(request: Request, access: AccessContext, **params: Any) -> Response:
         state: PipelineState = request.state.pipeline
         db = request.app.state.db
+        subject = operation.subject(params) if operation.subject else None
+        if subject is not None:
+            state.subjects = [subject]
+        # Before any replay: a stored answer leaving again needs the consent in force now.
+        await justify(request, access, state)
         if operation.method == "POST":
-            wanted = await idempotent_request(request)
+            wanted = await idempotent_request(request, access)
             if wanted is not None:
                 replayed = await replay(db, access.client_id, wanted)
                 if replayed is not None:
                     state.reason_code = "idempotency.replayed"
+                    # Not a new disclosure (see gateway.pipeline.idempotency).
+                    state.subjects = []
                     return replayed
                 state.idempotency = wanted
-        subject = operation.subject(params) if operation.subject else None
-        if subject is not None:
-            state.subjects = [subject]
-        await justify(request, access, state)
         now = utcnow()
         context = ConnectorContext(
             reader=db.reader,

@@ -2,7 +2,15 @@
 
 The answer is replayed from the database (several gateway processes share it), not computed
 again, so a retried batch is not a second disclosure: its audit record says it was a replay and
-names no subject. The same key with another body is refused (422). Records live one day.
+names no subject. Records live one day.
+
+A replay is data leaving again, so it comes after the same checks as a first answer: the
+token, the habilitation in force and, where the basis is consent, an active consent (a
+withdrawn consent stops replays too). And it answers only the very request it was stored for:
+the key's fingerprint covers the operation (method, path, query), the habilitation and the
+fields it releases, the declared purpose, recipient and case reference, and the body. The same
+key with any of these changed is refused (422), so an answer is never replayed under another
+connector, purpose or a habilitation narrowed since.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request, Response
 from sqlalchemy import delete, select
@@ -20,6 +29,9 @@ from sqlalchemy.exc import IntegrityError
 from gateway.database import Database, utcnow
 from gateway.errors import BadRequestError, UnprocessableError
 from gateway.pipeline.models import IdempotencyRecord
+
+if TYPE_CHECKING:
+    from gateway.pipeline.context import AccessContext
 
 HEADER = "Idempotency-Key"
 TIME_TO_LIVE = dt.timedelta(hours=24)
@@ -33,7 +45,7 @@ class IdempotentRequest:
     request_sha256: str
 
 
-async def idempotent_request(request: Request) -> IdempotentRequest | None:
+async def idempotent_request(request: Request, access: AccessContext) -> IdempotentRequest | None:
     key = request.headers.get(HEADER)
     if key is None:
         return None
@@ -41,7 +53,26 @@ async def idempotent_request(request: Request) -> IdempotentRequest | None:
         raise BadRequestError(
             "idempotency_key.invalid", "`Idempotency-Key` is 1 to 255 visible ASCII characters."
         )
-    return IdempotentRequest(key, hashlib.sha256(await request.body()).hexdigest())
+    return IdempotentRequest(key, _fingerprint(request, access, await request.body()))
+
+
+def _fingerprint(request: Request, access: AccessContext, body: bytes) -> str:
+    """The SHA-256 of everything a replayed answer must have been given for (module doc)."""
+    released = None if access.released_fields is None else sorted(access.released_fields)
+    conditions = json.dumps(
+        [
+            request.method,
+            request.url.path,
+            request.url.query,
+            access.habilitation_id,
+            released,
+            access.purpose,
+            access.recipient,
+            access.case_reference,
+        ]
+    )
+    # JSON text holds no raw newline, so the one after it cannot be confused with the body's.
+    return hashlib.sha256(conditions.encode() + b"\n" + body).hexdigest()
 
 
 async def replay(db: Database, client_id: str, wanted: IdempotentRequest) -> Response | None:
@@ -64,7 +95,9 @@ async def replay(db: Database, client_id: str, wanted: IdempotentRequest) -> Res
     if record.request_sha256 != wanted.request_sha256:
         raise UnprocessableError(
             "idempotency.key_reused",
-            "This Idempotency-Key was used for a different request; use a new key.",
+            "This Idempotency-Key was used for a different request (operation, purpose, "
+            "recipient, case reference or body), or under a habilitation that has changed "
+            "since; use a new key.",
         )
     headers = json.loads(record.headers)
     headers[REPLAYED_HEADER] = "true"

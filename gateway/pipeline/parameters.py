@@ -179,8 +179,14 @@ async def _json_body(request: Request) -> Any:
         return body
     try:
         return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        position = exc.pos if isinstance(exc, json.JSONDecodeError) else exc.start
+    except (ValueError, RecursionError) as exc:
+        # Besides malformed JSON and bytes that are not UTF-8 (both ValueErrors): integers
+        # longer than Python converts (ValueError) and nesting deeper than it recurses.
+        position = 0
+        if isinstance(exc, json.JSONDecodeError):
+            position = exc.pos
+        elif isinstance(exc, UnicodeDecodeError):
+            position = exc.start
         raise RequestValidationError(
             [
                 {

@@ -18,14 +18,18 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from connectors.kit import ConnectorError, ConnectorVersion, Operation
 from gateway.database import utcnow
 from gateway.errors import (
+    INTERNAL_ERROR,
     GatewayError,
     GoneError,
     error_response,
+    http_error_code,
+    http_error_response,
     problem_response,
     unexpected_error_response,
     validation_code,
@@ -91,8 +95,9 @@ class ConnectorRoute(PipelineRoute):
         try:
             response = await run_pipeline(request, self._serve, self._version, self._operation)
         except Exception as exc:
-            # Nothing has been sent yet: answer 500 here rather than through the server-error
-            # middleware, which connector requests do not cross (see ConnectorLane).
+            # Only the audit step itself can fail this way. Nothing has been sent yet: answer
+            # 500 here rather than through the server-error middleware, which connector
+            # requests do not cross (see ConnectorLane).
             response = unexpected_error_response(request, exc)
         await response(scope, receive, send)
 
@@ -138,6 +143,18 @@ async def run_pipeline(
         state.outcome = "refused"
         state.reason_code = validation_code(exc)
         response = validation_problem(request, exc)
+    except StarletteHTTPException as exc:
+        # The framework's own refusals (a body FastAPI could not parse), answered as the app
+        # answers them, and recorded.
+        state.outcome = "refused" if exc.status_code < 500 else "error"
+        state.reason_code = http_error_code(exc)
+        response = http_error_response(request, exc)
+    except Exception as exc:
+        # A defect, not the client's doing. No data leaves, and the attempt is recorded like
+        # any other: an unaudited 500 would let a caller probe the API without a trace.
+        state.outcome = "error"
+        state.reason_code = INTERNAL_ERROR
+        response = unexpected_error_response(request, exc)
     if sunset_on is not None:
         response.headers.update(deprecation_headers(version, sunset_on))
     if state.extra_headers:

@@ -312,6 +312,13 @@ def test_mask_nir(raw: str, masked: str) -> None:
         "identifiant 2 69 05 2b 012 345 64.",
         "184127645108900",  # wrong key: still personal data
         "NIR:184127645108946;",
+        # Grouped as French software groups digits: non-breaking spaces, narrow or not.
+        "1\u00a084\u00a012\u00a076\u00a0451\u00a0089\u00a046",
+        "1\u202f84\u202f12\u202f76\u202f451\u202f089\u202f46",
+        "1  84  12 76\t451 089 46",
+        # The same separators as a JSON rendering escapes them.
+        '{"path": "1\\t84\\t12\\t76\\t451\\t089\\t46"}',
+        '{"ref": "1\\u00a084\\u00a012\\u00a076\\u00a0451\\u00a0089\\u00a046"}',
     ],
 )
 def test_nir_shape_matches(text: str) -> None:
@@ -379,7 +386,7 @@ def test_redaction_leaves_no_nir_shape(body: str, before: str, after: str) -> No
 @given(
     st.lists(
         st.one_of(
-            st.text(alphabet="0123456789 .-ABab2xT:", max_size=25),
+            st.text(alphabet="0123456789 .-ABab2xT:\u00a0\t\\ntu", max_size=25),
             st.builds(
                 lambda body, separator, case: case(
                     separator.join(
@@ -389,7 +396,7 @@ def test_redaction_leaves_no_nir_shape(body: str, before: str, after: str) -> No
                     + nir_with_key(body)[13:]
                 ),
                 nir_bodies,
-                st.sampled_from(["", " ", ".", "-"]),
+                st.sampled_from(["", " ", ".", "-", "\u00a0", "\t", "  ", "\\t", "\\u00a0"]),
                 st.sampled_from([str.upper, str.lower]),
             ),
         ),

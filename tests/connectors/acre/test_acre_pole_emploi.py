@@ -7,7 +7,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -18,7 +18,12 @@ import structlog
 from factories import new_nir
 
 from connectors.acre.decision import Criterion, decide
-from connectors.acre.pole_emploi import SOURCE, BreakerState, PoleEmploiClient
+from connectors.acre.pole_emploi import (
+    MAX_ANSWER_BYTES,
+    SOURCE,
+    BreakerState,
+    PoleEmploiClient,
+)
 from connectors.kit import UpstreamBadAnswer, UpstreamTimeout, UpstreamUnavailable
 
 BASE = "https://pole-emploi.example.test"
@@ -276,6 +281,51 @@ async def test_a_malformed_token_answer_is_a_bad_answer(
         with pytest.raises(UpstreamBadAnswer):
             await client.job_seeker_status(nir, SITUATION)
     assert upstream["status"].call_count == 0
+
+
+class _HugeBody(httpx.AsyncByteStream):
+    """A body of 16 MiB, counting what the client read of it."""
+
+    chunk = b"[" * 4096
+
+    def __init__(self) -> None:
+        self.read = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for _ in range(4096):
+            self.read += len(self.chunk)
+            yield self.chunk
+
+
+@pytest.mark.parametrize("route", ["status", "token"])
+async def test_an_answer_beyond_the_cap_is_a_bad_answer_read_no_further_than_the_cap(
+    upstream: respx.MockRouter, fake_time: FakeTime, nir: str, route: str
+) -> None:
+    body = _HugeBody()
+    upstream[route].mock(
+        return_value=httpx.Response(200, headers={"Content-Type": "application/json"}, stream=body)
+    )
+    async with make_client(fake_time) as client:
+        with pytest.raises(UpstreamBadAnswer):
+            await client.job_seeker_status(nir, SITUATION)
+    assert MAX_ANSWER_BYTES < body.read <= MAX_ANSWER_BYTES + len(body.chunk)
+
+
+async def test_an_absurd_token_lifetime_is_used_for_a_day_at_most(
+    upstream: respx.MockRouter, fake_time: FakeTime, nir: str
+) -> None:
+    lifetime = "9" * 400  # a valid JSON integer, beyond what a float holds
+    upstream["token"].respond(
+        200,
+        content=f'{{"access_token": "t", "token_type": "Bearer", "expires_in": {lifetime}}}',
+        headers={"Content-Type": "application/json"},
+    )
+    upstream["status"].mock(return_value=ok(answer()))
+    async with make_client(fake_time) as client:
+        await client.job_seeker_status(nir, SITUATION)
+        fake_time.now += 86_400
+        await client.job_seeker_status(nir, SITUATION)
+    assert upstream["token"].call_count == 2
 
 
 # --- retries ---------------------------------------------------------------------------------

@@ -153,7 +153,9 @@ def dump_audit_tables(db: Database) -> str:
             "consent_event",
         ):
             chunks.extend(conn.execute(text(f"SELECT * FROM {table}")).all())  # noqa: S608
-    return HEX_DIGEST.sub("<hex>", "\n".join(repr(tuple(row)) for row in chunks))
+    # Values as text, not repr: repr would escape a non-breaking space and hide what it joins.
+    lines = (" | ".join(str(value) for value in row) for row in chunks)
+    return HEX_DIGEST.sub("<hex>", "\n".join(lines))
 
 
 def today() -> dt.date:

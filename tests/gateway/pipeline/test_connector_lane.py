@@ -100,7 +100,7 @@ class _BrokenReader:
         return fail
 
 
-async def test_an_unexpected_failure_in_a_connector_is_a_500_problem_with_no_data(
+async def test_an_unexpected_failure_in_a_connector_is_a_500_problem_with_no_data_audited(
     app: FastAPI, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     partner = make_partner(db, settings, "CNAM", "cnam")
@@ -116,3 +116,11 @@ async def test_an_unexpected_failure_in_a_connector_is_a_500_problem_with_no_dat
     assert response.json()["code"] == "internal_error"
     assert response.headers["x-request-id"] == response.json()["request_id"]
     assert "732829320" not in response.text
+    # Recorded like any refusal: an unaudited 500 would let a caller probe without a trace.
+    [record] = await audit_rows(db)
+    assert (record.outcome, record.reason_code, record.http_status) == (
+        "error",
+        "internal_error",
+        500,
+    )
+    assert record.request_id == response.json()["request_id"]

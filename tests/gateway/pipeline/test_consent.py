@@ -255,3 +255,26 @@ async def test_a_consent_made_under_a_key_rotated_by_another_process_is_found(
     assert await _find(app, db, caf, person, here) is None  # keys read 0.5 s ago: kept
     now[0] = 2.0
     assert await _find(app, db, caf, person, here) == consent_id
+
+
+async def test_a_consent_body_that_is_not_utf_8_is_a_400_problem_and_recorded(
+    http: httpx.AsyncClient, settings: Settings, db: Database
+) -> None:
+    """FastAPI refuses such a body itself: the refusal is answered and audited like any other."""
+    caf = make_partner(db, settings, "CAF Nice", "caf")
+    caf.grant("consent:write")
+    headers = await caf.headers(http, "consent:write")
+    response = await http.post(
+        "/api/v1/consents",
+        content=b"\xfd\x86{",
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "request.malformed"
+    [record] = await audit_rows(db)
+    assert (record.outcome, record.reason_code, record.http_status) == (
+        "refused",
+        "request.malformed",
+        400,
+    )

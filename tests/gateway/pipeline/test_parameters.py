@@ -110,6 +110,19 @@ async def test_a_body_that_is_not_json_is_a_json_error_at_its_position() -> None
     assert errors == [(("body", 10), "JSON decode error")]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"siren": ' + b"9" * 5000 + b"}", id="an-integer-of-5000-digits"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="nesting-100000-deep"),
+        pytest.param(b'{"siren": "\xff"}', id="bytes-that-are-not-utf-8"),
+    ],
+)
+async def test_a_body_python_cannot_decode_is_a_json_error_too(body: bytes) -> None:
+    errors = await _errors(_request({}, body=body), search, "/search")
+    assert [message for _, message in errors] == ["JSON decode error"]
+
+
 async def test_a_body_not_declared_json_is_not_parsed() -> None:
     body = json.dumps({"siren": "732829320", "months": 3}).encode()
     errors = await _errors(_request({}, body=body, content_type="text/plain"), search, "/search")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 
 import httpx
 import pytest
@@ -204,6 +205,27 @@ async def test_minimisation_withholds_fields_the_habilitation_does_not_cover(
     periods = response.json()["periods"]
     assert all("amounts" not in period for period in periods)
     assert all("total" in period for period in periods)
+
+
+def _without_whitespace(text: str) -> str:
+    return re.sub(r"\s", "", text)
+
+
+async def test_invariant_3_a_nir_grouped_with_non_breaking_spaces_is_masked_in_the_audit_trail(
+    http: httpx.AsyncClient, caf: Partner, person: Account, db: Database
+) -> None:
+    nir = person.nir
+    # As French software writes grouped digits: non-breaking spaces between the groups.
+    grouped = "\u00a0".join((nir[0], nir[1:3], nir[3:5], nir[5:7], nir[7:10], nir[10:13], nir[13:]))
+    headers = await caf.headers(http, "turnover:read")
+    response = await http.get(
+        TURNOVER_V2.format(siren=person.siren),
+        headers={**headers, "Case-Reference": f"dossier {grouped}".encode("latin-1")},  # type: ignore[dict-item]
+    )
+    assert response.status_code == 200, response.text
+    [record] = await audit_rows(db)
+    assert record.case_reference == "dossier [NIR]"
+    assert nir not in _without_whitespace(dump_audit_tables(db))
 
 
 async def test_invariant_3_a_nir_search_leaves_no_nir_in_the_audit_trail_or_answer(
