@@ -173,6 +173,16 @@ class Settings(BaseSettings):
             "Secure exactly when GATEWAY_ISSUER is an https URL."
         ),
     )
+    trusted_proxies: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Fa-f.:/,* ]{1,1000}$",
+        description=(
+            "Addresses or networks of the load balancers in front of `gateway serve`, comma "
+            "separated (`10.0.0.0/8,192.0.2.7`): only from them are X-Forwarded-For and "
+            "X-Forwarded-Proto believed, so that the console's login throttle counts per real "
+            "client address rather than per balancer. Unset: no forwarding header is believed."
+        ),
+    )
     dsfr_dir: Path | None = Field(
         default=None,
         description=(

@@ -98,6 +98,7 @@ def run_server(host: str, port: int, workers: int) -> None:
     # Each worker keeps its app for its whole life (see the setting).
     os.environ["GATEWAY_FREEZE_HEAP_AFTER_STARTUP"] = "true"
     get_settings.cache_clear()
+    proxies = get_settings().trusted_proxies
     with sealer_process():
         uvicorn.run(
             "gateway.app:create_app",
@@ -107,7 +108,10 @@ def run_server(host: str, port: int, workers: int) -> None:
             workers=workers,
             log_config=None,
             access_log=False,
-            proxy_headers=False,
+            # Forwarding headers are believed from the configured balancers only: from
+            # anyone else they would let a client choose the address it is throttled by.
+            proxy_headers=proxies is not None,
+            forwarded_allow_ips=proxies,
         )
 
 

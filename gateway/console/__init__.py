@@ -7,6 +7,7 @@ session cookie, not OAuth, and what they look up by person is itself written to 
 
 - ``models``: staff accounts, sessions, saved searches, verification runs;
 - ``auth``: passwords, sessions, CSRF tokens, the staff context of a request;
+- ``throttle``: how wrong passwords are slowed down, per name typed and client address;
 - ``repository``: every query the console runs; ``service``: what the pages show;
 - ``routes``: the pages, and ``install_console(app, settings)`` which mounts them;
 - ``cli``: ``gateway staff add|disable|list``.

@@ -2,8 +2,10 @@
 
 - Passwords are hashed with argon2id (``argon2-cffi`` defaults, RFC 9106's second recommended
   profile); a hash made with weaker parameters is upgraded at the next successful login.
-- Five wrong passwords in a row lock the account for fifteen minutes. Unknown names cost the
-  same argon2 work as known ones, so timing does not tell which names exist.
+- Wrong passwords are throttled per name typed and client address, never by locking the
+  account (``throttle``): an attacker cannot keep a staff member out, and the answer is the
+  same whether the name exists or not. Unknown and disabled names cost the same argon2 work
+  as known ones, so timing does not tell which names exist either.
 - A session is a random token in an HttpOnly, SameSite=Strict cookie (Secure, and named with
   the ``__Host-`` prefix, behind https); the database keeps its SHA-256. It ends at logout,
   after ``console_session_timeout_minutes`` without a request, after twelve hours whatever
@@ -31,7 +33,12 @@ from fastapi import Depends, Request, Response
 from starlette.datastructures import FormData
 
 from gateway.console.models import StaffAccount, StaffRole
-from gateway.console.repository import StaffRepository, StaffSessionRepository
+from gateway.console.repository import (
+    LoginThrottleRepository,
+    StaffRepository,
+    StaffSessionRepository,
+)
+from gateway.console.throttle import KEEP_SECONDS, Reservation, attempt_key, windows_at
 from gateway.database import Database, utcnow
 from gateway.errors import ForbiddenError, UnauthorizedError
 from gateway.settings import Settings
@@ -39,8 +46,6 @@ from gateway.settings import Settings
 MIN_PASSWORD_LENGTH: Final = 12
 MAX_PASSWORD_LENGTH: Final = 1024  # argon2 cost does not depend on it, but parsing does
 NAME_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-MAX_FAILED_LOGINS: Final = 5
-LOCKOUT: Final = dt.timedelta(minutes=15)
 SESSION_MAX_AGE: Final = dt.timedelta(hours=12)
 # last_seen_at is written at most this often: a timeout counted in minutes does not need a
 # database write on every page view.
@@ -183,55 +188,95 @@ class StaffContext:
 
 @dataclass(frozen=True)
 class LoginCheck:
-    """A login attempt checked: the ``account`` when the password matched, else a code."""
+    """A login attempt checked: the ``account`` when the password matched, else a code.
+
+    ``retry_after`` (seconds) comes with ``login.throttled``; ``rank`` is the attempt's rank
+    among those of its name and address this window, ``account_failures`` the account's wrong
+    passwords since its last login (``None`` for an unknown name): both for the logs only.
+    """
 
     account: StaffAccount | None = None
     failure: str | None = None
+    retry_after: int = 0
+    rank: int = 0
+    fills_allowance: bool = False
+    account_failures: int | None = None
 
 
 def _timeout(settings: Settings) -> dt.timedelta:
     return dt.timedelta(minutes=settings.console_session_timeout_minutes)
 
 
-def _verify_and_record(
-    db: Database, name: str, password: str, now: dt.datetime
-) -> tuple[StaffAccount | None, str | None, bool]:
-    """(account, failure code, rehash needed); runs in a worker thread (argon2 is CPU work)."""
+def _reserve(db: Database, name: str, address: str, now: dt.datetime) -> Reservation:
+    epoch = int(now.timestamp())
+    windows = windows_at(attempt_key(name, address), epoch)
     with db.sync_session.begin() as session:
-        staff = StaffRepository(session)
-        account = staff.by_name(name) if NAME_PATTERN.fullmatch(name) else None
-        if account is None:
-            verify_password(_decoy_hash(), password)
-            return None, "login.unknown", False
-        if account.disabled_at is not None:
-            verify_password(_decoy_hash(), password)
-            return None, "login.disabled", False
-        if account.locked_until is not None and account.locked_until > now:
-            verify_password(_decoy_hash(), password)
-            return None, "login.locked", False
-        if not verify_password(account.password_hash, password):
-            account.failed_logins += 1
-            if account.failed_logins >= MAX_FAILED_LOGINS:
-                account.locked_until = now + LOCKOUT
-                account.failed_logins = 0
-            return None, "login.bad_password", False
-        rehash = needs_rehash(account.password_hash)
-        if rehash:
-            account.password_hash = _hasher.hash(password)
-        account.failed_logins = 0
-        account.locked_until = None
-        account.last_login_at = now
-        session.flush()
-        session.expunge(account)
-        return account, None, rehash
+        throttle = LoginThrottleRepository(session)
+        ranks = throttle.reserve(windows)
+        reservation = Reservation(windows, ranks, epoch)
+        if reservation.refused:
+            # Refused before any password check: the rank goes back, so that hammering a
+            # throttled name does not make its wait longer, nor count as wrong passwords.
+            throttle.release(windows)
+    return reservation
 
 
-async def check_login(db: Database, name: str, password: str) -> LoginCheck:
-    """Check a name and password (counting failures and locking as needed); opens nothing."""
+def _check_password(
+    db: Database, name: str, password: str, reservation: Reservation, now: dt.datetime
+) -> LoginCheck:
+    """Check the password of an attempt that holds a rank; runs in a worker thread."""
+    known_name = NAME_PATTERN.fullmatch(name) is not None
+    account: StaffAccount | None = None
+    if known_name:
+        with db.sync_session() as session:
+            account = StaffRepository(session).by_name(name)
+            if account is not None:
+                session.expunge(account)
+    if account is None or account.disabled_at is not None:
+        # The same argon2 work as a real check, so timing does not tell names apart.
+        verify_password(_decoy_hash(), password)
+        failure = "login.unknown" if account is None else "login.disabled"
+    elif not verify_password(account.password_hash, password):
+        failure = "login.bad_password"
+    else:
+        rehashed = _hasher.hash(password) if needs_rehash(account.password_hash) else None
+        with db.sync_session.begin() as session:
+            # Re-checked after the slow hash: an account disabled meanwhile opens nothing.
+            if StaffRepository(session).record_login(account.id, now, rehashed):
+                # A right password is no failure: its rank goes back.
+                LoginThrottleRepository(session).release(reservation.windows)
+                return LoginCheck(account=account, rank=reservation.rank)
+        failure = "login.disabled"
+    with db.sync_session.begin() as session:
+        # The rank taken stays: it is what counts this failure for the name and address.
+        # Names that cannot be an account skip the statement (and never reach the database).
+        failures = StaffRepository(session).count_failure(name) if known_name else None
+        LoginThrottleRepository(session).purge(int(now.timestamp()) - KEEP_SECONDS)
+    return LoginCheck(
+        failure=failure,
+        rank=reservation.rank,
+        fills_allowance=reservation.fills_allowance,
+        account_failures=failures,
+    )
+
+
+def _attempt(db: Database, name: str, password: str, address: str, now: dt.datetime) -> LoginCheck:
+    reservation = _reserve(db, name, address, now)
+    if reservation.refused:
+        # No argon2 work at all: the answer is the same for every name, and a flood of
+        # throttled guesses costs the server next to nothing.
+        return LoginCheck(
+            failure="login.throttled", retry_after=reservation.retry_after, rank=reservation.rank
+        )
+    return _check_password(db, name, password, reservation, now)
+
+
+async def check_login(db: Database, name: str, password: str, address: str) -> LoginCheck:
+    """Check a name and password typed from ``address`` (throttling and counting failures);
+    opens nothing."""
     if len(password) > MAX_PASSWORD_LENGTH or len(name) > 256:
         return LoginCheck(failure="login.invalid")
-    account, failure, _ = await asyncio.to_thread(_verify_and_record, db, name, password, utcnow())
-    return LoginCheck(account=account, failure=failure)
+    return await asyncio.to_thread(_attempt, db, name, password, address, utcnow())
 
 
 async def open_session(db: Database, account: StaffAccount) -> tuple[StaffContext, str]:

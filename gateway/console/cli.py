@@ -41,6 +41,8 @@ def _view(account: StaffAccount) -> dict[str, Any]:
         "created_at": account.created_at.isoformat(),
         "disabled_at": account.disabled_at.isoformat() if account.disabled_at else None,
         "last_login_at": account.last_login_at.isoformat() if account.last_login_at else None,
+        # Many of them: someone is guessing this account's password (see the warnings logged).
+        "failed_logins": account.failed_logins,
     }
 
 
@@ -107,13 +109,14 @@ def list_accounts(as_json: JsonFlag = False) -> None:
     if as_json:
         typer.echo(json.dumps({"staff": views}))
         return
-    table = Table("name", "role", "created", "last login", "state")
+    table = Table("name", "role", "created", "last login", "failed logins", "state")
     for view in views:
         table.add_row(
             view["name"],
             view["role"],
             view["created_at"][:19],
             (view["last_login_at"] or "")[:19],
+            str(view["failed_logins"]),
             "disabled" if view["disabled_at"] else "active",
         )
     console().print(table)

@@ -56,7 +56,11 @@ class StaffAccount(Base):
     password_hash: Mapped[str] = mapped_column(String(255), doc="argon2id, PHC string format")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[dt.datetime | None] = mapped_column()
+    # Wrong passwords since the last login, from any address: for ops (logs, `staff list`).
+    # It locks nothing: logins are throttled per name and address (console.throttle).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    # No longer set: an account lock let anyone keep its owner out. Kept (and cleared at each
+    # login) because removing the column takes a migration.
     locked_until: Mapped[dt.datetime | None] = mapped_column()
     last_login_at: Mapped[dt.datetime | None] = mapped_column()
 

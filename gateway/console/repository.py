@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,8 @@ from gateway.console.models import (
     StaffSession,
 )
 from gateway.console.schemas import AuditFilters, Cursor, SubjectFilter
+from gateway.console.throttle import BUCKET_PREFIX, Window
+from gateway.oauth.models import RateLimitCounter
 from gateway.partners.models import Habilitation, OAuthClient, Partner
 from gateway.reference.models import Account
 
@@ -55,6 +58,35 @@ class StaffRepository:
         self.session.flush()
         return account
 
+    def count_failure(self, name: str) -> int | None:
+        """Add a failed login to the account named ``name``; its failures since the last
+        success, or ``None`` when no account has that name.
+
+        One statement: failures sent in parallel each add one (a value read, then written back
+        by each request, would count them as one).
+        """
+        failures: int | None = self.session.scalar(
+            update(StaffAccount)
+            .where(StaffAccount.name == name)
+            .values(failed_logins=StaffAccount.failed_logins + 1)
+            .returning(StaffAccount.failed_logins)
+        )
+        return failures
+
+    def record_login(self, staff_id: int, now: dt.datetime, password_hash: str | None) -> bool:
+        """Note a successful login (and a rehashed password); ``False`` when the account was
+        disabled meanwhile, in which case nothing changes and no session may open."""
+        values: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        updated = self.session.scalar(
+            update(StaffAccount)
+            .where(StaffAccount.id == staff_id, StaffAccount.disabled_at.is_(None))
+            .values(**values)
+            .returning(StaffAccount.id)
+        )
+        return updated is not None
+
     def end_sessions(self, staff_id: int, now: dt.datetime) -> int:
         sessions = self.session.scalars(
             select(StaffSession).where(
@@ -64,6 +96,58 @@ class StaffRepository:
         for staff_session in sessions:
             staff_session.ended_at = now
         return len(sessions)
+
+
+class LoginThrottleRepository:
+    """Login attempts per (name, address) and window, in ``rate_limit_counter`` (sync session:
+    logins run in a worker thread)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def reserve(self, windows: Sequence[Window]) -> tuple[int, ...]:
+        """Add one attempt to each window; the count of each, this attempt included.
+
+        ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``: the database serialises the
+        increments, so concurrent attempts, from any process, each get a distinct count.
+        """
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # Sorted: two transactions lock the same rows in the same order, never a deadlock.
+        ordered = sorted(windows, key=lambda window: (window.bucket, window.start))
+        statement: Any = insert(RateLimitCounter).values(
+            [{"bucket": w.bucket, "window_start_epoch": w.start, "hits": 1} for w in ordered]
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["bucket", "window_start_epoch"],
+            set_={"hits": RateLimitCounter.hits + 1},
+        ).returning(
+            RateLimitCounter.bucket, RateLimitCounter.window_start_epoch, RateLimitCounter.hits
+        )
+        counts = {(row[0], row[1]): int(row[2]) for row in self.session.execute(statement)}
+        return tuple(counts[(window.bucket, window.start)] for window in windows)
+
+    def release(self, windows: Sequence[Window]) -> None:
+        """Give back one attempt taken by ``reserve`` in each window."""
+        for window in sorted(windows, key=lambda window: (window.bucket, window.start)):
+            self.session.execute(
+                update(RateLimitCounter)
+                .where(
+                    RateLimitCounter.bucket == window.bucket,
+                    RateLimitCounter.window_start_epoch == window.start,
+                    RateLimitCounter.hits > 0,
+                )
+                .values(hits=RateLimitCounter.hits - 1)
+            )
+
+    def purge(self, before: int) -> None:
+        """Delete the console's counters of windows that started before ``before``."""
+        self.session.execute(
+            delete(RateLimitCounter).where(
+                RateLimitCounter.window_start_epoch < before,
+                RateLimitCounter.bucket.startswith(BUCKET_PREFIX, autoescape=True),
+            )
+        )
 
 
 class StaffSessionRepository:

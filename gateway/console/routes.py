@@ -33,6 +33,7 @@ from gateway.console import service
 from gateway.console.auth import (
     CSRF_FIELD,
     NAME_PATTERN,
+    LoginCheck,
     LoginRequiredError,
     StaffContext,
     admin_staff,
@@ -46,7 +47,8 @@ from gateway.console.auth import (
     open_session,
     session_context,
 )
-from gateway.console.schemas import AuditFilters, Cursor, SubjectFilter
+from gateway.console.schemas import AuditFilters, Cursor, SubjectFilter, has_control_characters
+from gateway.console.throttle import client_address, minutes_to_wait
 from gateway.errors import GatewayError, NotFoundError
 from gateway.identifiers import NIR_SHAPE, InvalidIdentifierError
 from gateway.settings import Settings
@@ -97,6 +99,15 @@ ERROR_MESSAGES: Final = {
         "Réessayez dans quelques instants."
     ),
 }
+LOGIN_REFUSED: Final = "Identifiant ou mot de passe incorrect."
+# Shown alike whether the name exists or not (the throttle counts names that do not exist
+# too), so it tells nothing about which names are staff accounts.
+LOGIN_THROTTLED: Final = (
+    "Trop de tentatives de connexion avec cet identifiant depuis votre poste. "
+    "Réessayez dans {minutes} min."
+)
+# A staff account's wrong passwords since its last login: every this many, a warning for ops.
+ACCOUNT_FAILURES_WARNING_EVERY: Final = 10
 ERROR_TITLES: Final = {
     400: "Requête invalide",
     401: "Connexion requise",
@@ -295,19 +306,25 @@ async def login(request: Request, form: FormData = Depends(login_form)) -> Respo
     password = form.get("password")
     name = name.strip().lower() if isinstance(name, str) else ""
     password = password if isinstance(password, str) else ""
-    checked = await check_login(_db(request), name, password)
-    client_id = f"staff:{name}" if NAME_PATTERN.fullmatch(name) else "staff:(invalid)"
+    address = client_address(request)
+    checked = await check_login(_db(request), name, password, address)
+    shown_name = name if NAME_PATTERN.fullmatch(name) else "(invalid)"
+    client_id = f"staff:{shown_name}"
     if checked.account is None:
+        throttled = checked.failure == "login.throttled"
+        status = 429 if throttled else 401
         await service.record_staff_action(
-            request, client_id, "staff.login", "refused", 401, reason_code=checked.failure
+            request, client_id, "staff.login", "refused", status, reason_code=checked.failure
         )
-        log.info("console_login_refused", reason=checked.failure)
-        message = (
-            "Ce compte est temporairement verrouillé après plusieurs échecs. Réessayez plus tard."
-            if checked.failure == "login.locked"
-            else "Identifiant ou mot de passe incorrect."
-        )
-        return _login_page(request, status=401, error=message, next_path=form.get("next"))
+        _log_refused_login(checked, shown_name, address)
+        if throttled:
+            message = LOGIN_THROTTLED.format(minutes=minutes_to_wait(checked.retry_after))
+        else:
+            message = LOGIN_REFUSED
+        page = _login_page(request, status=status, error=message, next_path=form.get("next"))
+        if throttled:
+            page.headers["Retry-After"] = str(checked.retry_after)
+        return page
     # Recorded before the session exists: a login the trail cannot record opens nothing.
     await service.record_staff_action(request, client_id, "staff.login", "granted", 303)
     context, token = await open_session(_db(request), checked.account)
@@ -318,6 +335,28 @@ async def login(request: Request, form: FormData = Depends(login_form)) -> Respo
     policy.set(response, policy.session_cookie, token)
     policy.clear(response, policy.login_cookie)
     return response
+
+
+def _log_refused_login(checked: LoginCheck, name: str, address: str) -> None:
+    """Log a refused login so that ops see guessing (never the password; the name only when
+    it is shaped like one, as the audit record has it)."""
+    context = {"reason": checked.failure, "staff": name, "client_address": address}
+    if checked.failure == "login.throttled":
+        log.warning("console_login_throttled", retry_after=checked.retry_after, **context)
+        return
+    log.info(
+        "console_login_refused",
+        attempt=checked.rank,
+        account_failures=checked.account_failures,
+        **context,
+    )
+    if checked.fills_allowance:
+        # The next attempt from this address for this name will be throttled.
+        log.warning("console_login_failures_repeated", attempts=checked.rank, **context)
+    failures = checked.account_failures
+    if failures is not None and failures % ACCOUNT_FAILURES_WARNING_EVERY == 0:
+        # Wrong passwords for one account from any address: a spread-out guessing attack.
+        log.warning("console_account_failures_repeated", account_failures=failures, **context)
 
 
 @router.post("/logout")
@@ -457,6 +496,7 @@ async def audit_search(
             if isinstance(value, str)
             and name not in ("subject", CSRF_FIELD)
             and not NIR_SHAPE.search(value)
+            and not has_control_characters(value)
         }
         return await _search_page(
             request,
@@ -541,10 +581,8 @@ async def subject_lookup(
     reason = reason.strip() if isinstance(reason, str) else ""
     if not reason:
         errors["reason"] = "Indiquez le motif de la consultation (référence de la demande)."
-    elif len(reason) > 100:
-        errors["reason"] = "100 caractères au plus."
-    elif NIR_SHAPE.search(reason):
-        errors["reason"] = service.NIR_ELSEWHERE
+    elif message := service.free_text_error(reason, service.FREE_TEXT_FIELDS["reason"]):
+        errors["reason"] = message
     subject = None
     if not isinstance(typed, str) or not typed.strip():
         errors["subject"] = "Saisissez le NIR ou le SIREN de la personne."

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.audit.schemas import (
     CASE_REFERENCE_LENGTH,
@@ -26,6 +27,33 @@ from gateway.audit.schemas import (
 
 PAGE_SIZE: Final = 50
 _CURSOR = re.compile(r"^(-?[0-9]{1,19})\.([0-9]{1,19})$")
+# Audit record ids are BIGINT: a larger number cannot be bound to a query on either database.
+MAX_RECORD_ID: Final = 2**63 - 1
+# The days a search may name. The trail holds nothing older than the gateway, nor anything
+# from the future; bounding them keeps every instant computed from them (a day's end in UTC,
+# the day after) far from the limits of ``datetime``, which year 1 and 9999 would cross.
+FIRST_SEARCH_DATE: Final = dt.date(2000, 1, 1)
+LAST_SEARCH_DATE: Final = dt.date(2100, 12, 31)
+# Bidirectional overrides and isolates: invisible, they make a case reference read otherwise
+# than it is stored (the "Trojan Source" trick).
+_BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def has_control_characters(value: str) -> bool:
+    """Whether ``value`` holds a character no free-text field of the console accepts.
+
+    Control characters (NUL included: PostgreSQL cannot store it, and the audit trail refuses
+    it), lone surrogates (not encodable as UTF-8) and bidirectional controls. Checked before
+    anything is written, so that such input gets a field message, never a 500.
+    """
+    return any(
+        unicodedata.category(character) in ("Cc", "Cs") or character in _BIDI_CONTROLS
+        for character in value
+    )
+
+
+def in_search_range(day: dt.date) -> bool:
+    return FIRST_SEARCH_DATE <= day <= LAST_SEARCH_DATE
 
 
 class SubjectPseudonym(BaseModel):
@@ -62,6 +90,14 @@ class AuditFilters(BaseModel):
     subject: SubjectFilter | None = None
     reason: str | None = Field(default=None, max_length=CASE_REFERENCE_LENGTH)
 
+    @field_validator("date_from", "date_to")
+    @classmethod
+    def _date_in_range(cls, value: dt.date | None) -> dt.date | None:
+        # Also what turns a search saved before the bounds existed into "search unknown".
+        if value is not None and not in_search_range(value):
+            raise ValueError(f"a search date is between {FIRST_SEARCH_DATE} and {LAST_SEARCH_DATE}")
+        return value
+
     @model_validator(mode="after")
     def _dates_in_order(self) -> AuditFilters:
         if self.date_from and self.date_to and self.date_to < self.date_from:
@@ -72,15 +108,24 @@ class AuditFilters(BaseModel):
         """The UTC instants [since, until) the dates cover, midnight to midnight, legal time."""
         since = until = None
         if self.date_from is not None:
-            since = dt.datetime.combine(self.date_from, dt.time(), zone).astimezone(dt.UTC)
+            since = _midnight(self.date_from, zone)
         if self.date_to is not None:
-            next_day = self.date_to + dt.timedelta(days=1)
-            until = dt.datetime.combine(next_day, dt.time(), zone).astimezone(dt.UTC)
+            until = _midnight(_clamped(self.date_to) + dt.timedelta(days=1), zone)
         return since, until
 
     @property
     def is_empty(self) -> bool:
         return self == AuditFilters()
+
+
+def _clamped(day: dt.date) -> dt.date:
+    # The validators keep dates in range; clamping again here means no way of building
+    # filters (``model_construct`` skips validation) can make ``bounds`` overflow.
+    return min(max(day, FIRST_SEARCH_DATE), LAST_SEARCH_DATE)
+
+
+def _midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(_clamped(day), dt.time(), zone).astimezone(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -106,7 +151,11 @@ class Cursor:
             )
         except OverflowError:
             return None
-        return cls(moment, int(match[2]))
+        record_id = int(match[2])
+        # Nineteen digits reach past BIGINT: such an id would make the driver raise.
+        if not 0 < record_id <= MAX_RECORD_ID:
+            return None
+        return cls(moment, record_id)
 
 
 ConsentState = Literal["active", "revoked", "expired"]

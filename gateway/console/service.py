@@ -11,6 +11,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -39,19 +40,26 @@ from gateway.console.repository import (
     linked_identifiers,
 )
 from gateway.console.schemas import (
+    FIRST_SEARCH_DATE,
+    LAST_SEARCH_DATE,
     PAGE_SIZE,
     AuditFilters,
     ConsentState,
     Cursor,
     SubjectFilter,
     SubjectPseudonym,
+    has_control_characters,
+    in_search_range,
 )
 from gateway.database import Database, utcnow
-from gateway.errors import NotFoundError, request_id_of
+from gateway.errors import NotFoundError, UnprocessableError, request_id_of
 from gateway.identifiers import NIR_SHAPE
 from gateway.settings import Settings
 
 SEARCH_LIFETIME: Final = dt.timedelta(hours=12)
+# What ``secrets.token_urlsafe`` makes; anything else cannot be a handle, and is not sent to
+# the database (a NUL character, for one, makes PostgreSQL's driver raise).
+HANDLE_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 EXPORT_BATCH: Final = 1000
 SUBJECT_REPORT_LIMIT: Final = 5000
 CONSOLE_CONNECTOR: Final = "console"
@@ -115,17 +123,24 @@ async def record_staff_action(
         AuditSubject(item.kind, item.pseudonym, item.key_id)
         for item in (subject.pseudonyms if subject else ())
     ]
-    entry = AuditEntry(
-        request_id=request_id_of(request) or uuid.uuid4().hex,
-        operation=operation,
-        outcome=outcome,
-        http_status=http_status,
-        client_id=client_id,
-        connector=CONSOLE_CONNECTOR,
-        case_reference=case_reference or None,
-        reason_code=reason_code,
-        subjects=subjects,
-    )
+    try:
+        entry = AuditEntry(
+            request_id=request_id_of(request) or uuid.uuid4().hex,
+            operation=operation,
+            outcome=outcome,
+            http_status=http_status,
+            client_id=client_id,
+            connector=CONSOLE_CONNECTOR,
+            case_reference=case_reference or None,
+            reason_code=reason_code,
+            subjects=subjects,
+        )
+    except ValueError as exc:
+        # A backstop: the forms refuse what the trail would (``free_text_error``), but text the
+        # trail refuses must end in a refusal page, not a 500. Nothing was written or shown.
+        raise UnprocessableError(
+            "console.request_invalid", "The request holds text the audit trail refuses."
+        ) from exc
     await request.app.state.audit.writer.write(entry)
 
 
@@ -178,7 +193,7 @@ async def save_search(db: Database, staff: StaffContext, kind: str, filters: Aud
 
 
 async def load_search(db: Database, staff: StaffContext, kind: str, handle: str) -> AuditFilters:
-    if not handle or len(handle) > 64:
+    if not HANDLE_PATTERN.fullmatch(handle):
         raise SearchUnknownError()
     async with db.async_session() as session:
         search = await SearchRepository(session).get(handle, staff.staff_id, utcnow())
@@ -476,6 +491,25 @@ def connector_choices(versions: Iterable[Any]) -> list[tuple[str, str]]:
 
 FREE_TEXT_FIELDS: Final = {"client_id": 128, "purpose": 64, "reason": 100}
 NIR_ELSEWHERE: Final = "Un NIR ne se saisit que dans le champ « NIR ou SIREN »."
+CONTROL_CHARACTERS: Final = "Caractères de contrôle ou invisibles refusés : retapez ce champ."
+DATE_OUT_OF_RANGE: Final = (
+    f"Date comprise entre le {FIRST_SEARCH_DATE:%d/%m/%Y} et le {LAST_SEARCH_DATE:%d/%m/%Y}."
+)
+
+
+def free_text_error(value: str, limit: int) -> str | None:
+    """The message for a free-text field staff typed (a reason, a client id), or ``None``.
+
+    Checked before the value reaches the audit trail or a query: the trail refuses what the
+    database could not store, and a refusal there would be a 500 rather than a field message.
+    """
+    if has_control_characters(value):
+        return CONTROL_CHARACTERS
+    if len(value) > limit:
+        return f"{limit} caractères au plus."
+    if NIR_SHAPE.search(value):
+        return NIR_ELSEWHERE
+    return None
 
 
 def _text(form: Mapping[str, Any], name: str) -> str | None:
@@ -496,9 +530,14 @@ def filters_from_form(
         raw = _text(form, name)
         if raw is not None:
             try:
-                values[name] = dt.date.fromisoformat(raw)
+                day = dt.date.fromisoformat(raw)
             except ValueError:
                 errors[name] = "Date attendue au format AAAA-MM-JJ."
+                continue
+            if in_search_range(day):
+                values[name] = day
+            else:
+                errors[name] = DATE_OUT_OF_RANGE
     partner = _text(form, "partner_id")
     if partner is not None:
         if partner.isascii() and partner.isdigit() and len(partner) < 10:
@@ -506,7 +545,9 @@ def filters_from_form(
         else:
             errors["partner_id"] = "Partenaire inconnu."
     connector = _text(form, "connector")
-    if connector is not None:
+    if connector is not None and has_control_characters(connector):
+        errors["connector"] = "Connecteur inconnu."
+    elif connector is not None:
         dataset, _, version = connector.partition(".v")
         values["connector"] = dataset
         if version:
@@ -529,12 +570,11 @@ def filters_from_form(
     for name, limit in FREE_TEXT_FIELDS.items():
         raw = _text(form, name)
         if raw is not None:
-            if len(raw) > limit:
-                errors[name] = f"{limit} caractères au plus."
-            elif NIR_SHAPE.search(raw):
-                errors[name] = NIR_ELSEWHERE
-            else:
+            message = free_text_error(raw, limit)
+            if message is None:
                 values[name] = raw
+            else:
+                errors[name] = message
     if errors:
         return None, errors
     try:

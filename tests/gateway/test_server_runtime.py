@@ -44,9 +44,9 @@ async def test_apps_made_and_dropped_in_one_process_do_not_freeze(
         assert gc.get_freeze_count() == 0
 
 
-def test_serve_turns_the_freeze_on_and_in_process_sealing_off(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """``run_server`` with nothing started: what it hands uvicorn, and the settings then."""
     seen: dict[str, Any] = {}
 
     @contextmanager
@@ -55,15 +55,39 @@ def test_serve_turns_the_freeze_on_and_in_process_sealing_off(
 
     def fake_run(*_args: object, **kwargs: object) -> None:
         seen["settings"] = Settings()
-        seen["factory"] = kwargs.get("factory")
+        seen.update(kwargs)
 
     monkeypatch.setattr(cli_app, "ensure_schema_current", lambda _db: None)
     monkeypatch.setattr(cli_app, "sealer_process", no_sealer)
     monkeypatch.setattr(cli_app.uvicorn, "run", fake_run)
     monkeypatch.setattr(cli_app, "database", lambda: None)
+    return seen
+
+
+def test_serve_turns_the_freeze_on_and_in_process_sealing_off(
+    served: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("GATEWAY_FREEZE_HEAP_AFTER_STARTUP", "GATEWAY_AUDIT_SEAL_IN_PROCESS"):
         monkeypatch.delenv(name, raising=False)
     cli_app.run_server("127.0.0.1", 0, 1)
-    assert seen["factory"] is True
-    assert seen["settings"].freeze_heap_after_startup is True
-    assert seen["settings"].audit_seal_in_process is False
+    assert served["factory"] is True
+    assert served["settings"].freeze_heap_after_startup is True
+    assert served["settings"].audit_seal_in_process is False
+
+
+@pytest.mark.parametrize(
+    ("configured", "believed"),
+    [(None, (False, None)), ("10.0.0.0/8,192.0.2.7", (True, "10.0.0.0/8,192.0.2.7"))],
+)
+def test_serve_believes_forwarding_headers_from_the_configured_balancers_only(
+    served: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    configured: str | None,
+    believed: tuple[bool, str | None],
+) -> None:
+    if configured is None:
+        monkeypatch.delenv("GATEWAY_TRUSTED_PROXIES", raising=False)
+    else:
+        monkeypatch.setenv("GATEWAY_TRUSTED_PROXIES", configured)
+    cli_app.run_server("127.0.0.1", 0, 1)
+    assert (served["proxy_headers"], served["forwarded_allow_ips"]) == believed

@@ -14,7 +14,6 @@ from sqlalchemy import select, update
 from gateway.app import create_app
 from gateway.audit.models import AuditRecord
 from gateway.console.auth import (
-    MAX_FAILED_LOGINS,
     cookie_policy,
     hash_password,
     needs_rehash,
@@ -132,23 +131,6 @@ async def test_a_wrong_password_is_refused_and_audited_without_saying_why(
         ("staff:mallory", "refused", "login.unknown"),
         ("staff:alice", "refused", "login.bad_password"),
     ]
-
-
-async def test_repeated_failures_lock_the_account(http: httpx.AsyncClient, db: Database) -> None:
-    for _ in range(MAX_FAILED_LOGINS):
-        page = await http.get("/console/login")
-        await http.post(
-            "/console/login",
-            data={"csrf_token": csrf_of(page.text), "name": AUDITOR[0], "password": "wrong" * 4},
-        )
-    page = await http.get("/console/login")
-    locked = await http.post(
-        "/console/login",
-        data={"csrf_token": csrf_of(page.text), "name": AUDITOR[0], "password": AUDITOR[1]},
-    )
-    assert locked.status_code == 401
-    assert "verrouillé" in locked.text
-    assert staff_records(db)[-1].reason_code == "login.locked"
 
 
 async def test_the_login_form_needs_its_token(http: httpx.AsyncClient) -> None:

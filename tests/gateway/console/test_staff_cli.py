@@ -123,3 +123,5 @@ def test_list_shows_every_account_and_its_state(gateway: Run) -> None:
         ("ann", "admin", False),
         ("bob", "auditor", True),
     ]
+    # Wrong passwords since the last login: what ops look at when the logs warn of guessing.
+    assert [s["failed_logins"] for s in listed] == [0, 0]
