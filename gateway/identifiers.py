@@ -117,7 +117,10 @@ NIR_MASK = "[NIR]"
 # pattern's lookarounds decide the same inside the run as in the whole text. Finding the runs
 # first is a plain character-class scan, several times cheaper than trying NIR_SHAPE at every
 # digit of a text full of timestamps and ids, such as a log line.
-_NIR_CHARACTERS_RUN = re.compile(rf"[0-9A-Fa-f\s.\-\\nrtu]{{{NIR_SHAPE_MIN_LENGTH},}}")
+# A text with no backslash holds no JSON escape, and its runs need not take in the letters of
+# escapes (hex digits, n, r, t, u): the hex of ids in a log line then stays out of them.
+_NIR_CHARACTERS_RUN = re.compile(rf"[0-9ABab\s.\-]{{{NIR_SHAPE_MIN_LENGTH},}}")
+_NIR_CHARACTERS_RUN_ESCAPED = re.compile(rf"[0-9A-Fa-f\s.\-\\nrtu]{{{NIR_SHAPE_MIN_LENGTH},}}")
 
 
 def _redact_run(run: re.Match[str]) -> str:
@@ -129,7 +132,8 @@ def redact_nirs(text: str) -> str:
     if len(text) < NIR_SHAPE_MIN_LENGTH:
         # Nothing shorter can hold one: most texts (log fields, codes) skip the scan.
         return text
-    return _NIR_CHARACTERS_RUN.sub(_redact_run, text)
+    runs = _NIR_CHARACTERS_RUN_ESCAPED if "\\" in text else _NIR_CHARACTERS_RUN
+    return runs.sub(_redact_run, text)
 
 
 _MASKED_TAIL = " ** ** ** *** *** **"

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -210,7 +211,14 @@ def purge(
 
 @audit_app.command("subject")
 def subject(
-    identifier: Annotated[str, typer.Argument(help="The person's NIR or SIREN.")],
+    identifier: Annotated[
+        str | None,
+        typer.Argument(
+            help="The person's NIR or SIREN. Better left out: it is then read from standard "
+            "input (typed without echo at a terminal), so that a NIR stays out of the shell "
+            "history and the process list."
+        ),
+    ] = None,
     kind: Annotated[
         str | None, typer.Option(help="nir or siren; guessed from the length when omitted.")
     ] = None,
@@ -223,6 +231,8 @@ def subject(
     if kind not in (None, "nir", "siren"):
         console(stderr=True).print("[red]--kind is nir or siren.[/red]")
         raise typer.Exit(2)
+    if identifier is None:
+        identifier = _read_identifier()
     try:
         subject_kind, normalised = identify(identifier, kind)  # type: ignore[arg-type]
     except InvalidIdentifierError as exc:
@@ -240,6 +250,12 @@ def subject(
         _print_json({"kind": subject_kind, "entries": [entry.as_dict() for entry in entries]})
         return
     _print_subject_table(subject_kind, entries)
+
+
+def _read_identifier() -> str:
+    if sys.stdin.isatty():
+        return str(typer.prompt("NIR or SIREN", hide_input=True))
+    return sys.stdin.readline().strip()
 
 
 def _print_subject_table(kind: SubjectKind, entries: list[Any]) -> None:

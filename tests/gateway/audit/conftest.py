@@ -49,7 +49,7 @@ def cli(cli_environment: None) -> Cli:
     """``gateway audit ...`` against the test database: ``cli("verify", "--json")``."""
     runner = CliRunner()
 
-    def invoke(*args: str) -> Result:
-        return runner.invoke(app, ["audit", *args], catch_exceptions=False)
+    def invoke(*args: str, stdin: str | None = None) -> Result:
+        return runner.invoke(app, ["audit", *args], input=stdin, catch_exceptions=False)
 
     return invoke

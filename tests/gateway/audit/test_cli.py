@@ -76,6 +76,17 @@ async def test_subject_lists_disclosures_without_echoing_the_identifier(
     assert NIR not in table.stdout
 
 
+async def test_subject_reads_the_identifier_from_standard_input_when_left_out(
+    cli: Cli, db: Database, settings: Settings
+) -> None:
+    """So that a NIR need not stand on a command line: shell history, the process list."""
+    await seed(db, settings)
+    result = cli("subject", "--json", stdin=NIR + "\n")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["entries"]) == 3
+    assert NIR not in result.output
+
+
 def test_subject_refuses_an_invalid_identifier_without_repeating_it(cli: Cli) -> None:
     bad = NIR[:-2] + "00"
     result = cli("subject", bad)
