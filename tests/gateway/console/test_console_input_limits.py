@@ -1,7 +1,7 @@
 """Staff input the console cannot use gets a field message or the first page, never a 500.
 
-Findings 4 to 6 of the console's security review (invariant 5): extreme search dates, a forged
-keyset cursor past BIGINT, and control characters (NUL first) in free-text fields.
+Invariant 5 for the console's own input: extreme search dates, a forged keyset cursor past
+BIGINT, and control characters (NUL first) in free-text fields.
 """
 
 from __future__ import annotations

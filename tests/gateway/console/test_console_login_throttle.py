@@ -1,8 +1,8 @@
 """Wrong passwords are throttled per name typed and client address, never by locking an account.
 
-Findings 1 to 3 of the console's security review: an anonymous attacker could lock any staff
-account out, parallel guesses slipped past the failure counter, and the lock's message told
-which names exist. Each test says what would be wrong if it failed.
+What each test guards against: an anonymous attacker locking a staff member out, guesses
+sent in parallel slipping past the count of failures, and an answer that tells which names
+exist. Each test says what would be wrong if it failed.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def error_text(response: httpx.Response) -> str:
 async def test_an_anonymous_attacker_cannot_lock_an_admin_out(
     app: FastAPI, settings: Settings, staff: None
 ) -> None:
-    # Finding 1: five wrong passwords from anyone locked the account for its owner too.
+    # A lock on the account would let five wrong passwords from anyone keep its owner out.
     async with client_at(app, settings, ATTACKER) as attacker:
         answers = [await try_login(attacker, ADMIN[0], WRONG) for _ in range(ALLOWED_ATTEMPTS + 2)]
     assert [answer.status_code for answer in answers] == [401] * ALLOWED_ATTEMPTS + [429] * 2
@@ -117,7 +117,7 @@ async def test_the_address_that_failed_is_refused_even_with_the_right_password(
 async def test_concurrent_failures_are_all_counted(
     app: FastAPI, settings: Settings, staff: None, db: Database
 ) -> None:
-    # Finding 2: each request read the counter, hashed, then wrote back its value + 1.
+    # A count read, then written back after the slow hash, would count parallel guesses once.
     clients = [client_at(app, settings, ATTACKER) for _ in range(ALLOWED_ATTEMPTS - 1)]
     try:
         answers = await asyncio.gather(
@@ -153,7 +153,7 @@ async def test_parallel_guesses_cannot_outrun_the_throttle(
 async def test_real_unknown_and_disabled_names_get_the_same_answers(
     app: FastAPI, settings: Settings, staff: None, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Finding 3: only a real account ever said "verrouillé", so names could be enumerated.
+    # An answer only real accounts get (such as "verrouillé") would enumerate the names.
     add_staff(db, "carol", "auditor", "carol's password, long")
     with db.sync_session.begin() as session:
         session.execute(
